@@ -1,0 +1,1 @@
+"""kafkapy: a Kafka-protocol broker coordinated by ZooKeeper."""
