@@ -149,22 +149,27 @@ def _error(kind: int, pos: int, detail: int, length: int) -> tuple[ErrorCode, st
             f"record batch at byte {pos} fails its CRC-32C check (computed {detail:#010x})"
         )
     return ErrorCode.INVALID_RECORD, (
-        f"record batch at byte {pos} has recordsCount {detail} != lastOffsetDelta + 1"
+        f"record batch at byte {pos} has recordsCount {detail}, inconsistent with its "
+        "lastOffsetDelta"
     )
 
 
-def scan_batches(buf) -> BatchScan:
+def scan_batches(buf, allow_gaps: bool = False) -> BatchScan:
     """Validate and describe the v2 batches of `buf` without reading records; stops at
-    the first bad or incomplete batch (see `BatchScan.error`)."""
+    the first bad or incomplete batch (see `BatchScan.error`).
+
+    `allow_gaps=True` accepts recordsCount < lastOffsetDelta + 1, which log compaction
+    produces: use it for recovery and follower appends, never for produce."""
     cbuf = _from_buffer(buf)
     length = len(cbuf)
+    flags = 1 if allow_gaps else 0
     s = _scratch
     out, res, view = s.out, s.res, s.view
-    _kp_scan(cbuf, length, 0, out, _SCRATCH_ROWS, res)
+    _kp_scan(cbuf, length, 0, flags, out, _SCRATCH_ROWS, res)
     batches = [_new_info(BatchInfo, t) for t in _ROW.iter_unpack(view[: res.count * _ROW_BYTES])]
     start = res.valid_bytes
     while res.error == lib.KP_SCAN_FULL:
-        _kp_scan(cbuf, length, start, out, _SCRATCH_ROWS, res)
+        _kp_scan(cbuf, length, start, flags, out, _SCRATCH_ROWS, res)
         batches += [
             _new_info(BatchInfo, t) for t in _ROW.iter_unpack(view[: res.count * _ROW_BYTES])
         ]

@@ -48,8 +48,15 @@ def make_builder(absolute: bool = False) -> FFI:
 ffibuilder = make_builder()
 
 if __name__ == "__main__":
+    import glob
     import shutil
 
     root = os.path.dirname(HERE)
-    built = make_builder(absolute=True).compile(tmpdir=os.path.join(root, "build", "native"), verbose=True)
+    built = make_builder(absolute=True).compile(
+        tmpdir=os.path.join(root, "build", "native"), verbose=True
+    )
+    # An older .so with another suffix (abi3 from pip, cpython-311 from here) would
+    # shadow or be shadowed by the new one, so keep exactly one.
+    for stale in glob.glob(os.path.join(root, "kafkapy", "_native.*.so")):
+        os.remove(stale)
     shutil.copy2(built, os.path.join(root, "kafkapy", os.path.basename(built)))

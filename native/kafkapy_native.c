@@ -178,7 +178,7 @@ static void scan_fail(kp_scan_result *res, int64_t kind, size_t pos, int64_t det
     res->detail = detail;
 }
 
-void kp_scan_batches(const uint8_t *buf, size_t len, size_t start,
+void kp_scan_batches(const uint8_t *buf, size_t len, size_t start, int flags,
                      int64_t *out, size_t max_out, kp_scan_result *res) {
     size_t pos = start, n = 0;
     res->count = 0;
@@ -212,7 +212,9 @@ void kp_scan_batches(const uint8_t *buf, size_t len, size_t start,
         last_delta = rd_i32(b + OFF_LAST_DELTA);
         count = rd_i32(b + OFF_COUNT);
         /* Empty batches (count 0) are legal: compaction keeps them for producer state. */
-        if (count < 0 || (count != 0 && (int64_t)count != (int64_t)last_delta + 1)) {
+        if (count < 0 || (int64_t)count > (int64_t)last_delta + 1 ||
+            (count != 0 && !(flags & KP_SCAN_ALLOW_GAPS) &&
+             (int64_t)count != (int64_t)last_delta + 1)) {
             scan_fail(res, KP_SCAN_COUNT, pos, count);
             break;
         }

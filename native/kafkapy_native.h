@@ -48,10 +48,18 @@ int kp_crc32c_hw_available(void);
  * implementation now in use: 1 hardware, 0 table. */
 int kp_crc32c_select(int force_table);
 
+/* Scan flags. */
+enum {
+    /* Accept recordsCount < lastOffsetDelta + 1: batches rewritten by log compaction keep
+     * their offset span but lose records, so recovery and replication must accept them;
+     * produce validation must not (Kafka's LogValidator rejects any mismatch). */
+    KP_SCAN_ALLOW_GAPS = 1
+};
+
 /* Walk magic-2 batches of buf[start, len).  Fills up to max_out batches into out
  * (KP_BATCH_FIELDS int64 each) and stops at the first bad or incomplete batch.
  * Never looks at records. */
-void kp_scan_batches(const uint8_t *buf, size_t len, size_t start,
+void kp_scan_batches(const uint8_t *buf, size_t len, size_t start, int flags,
                      int64_t *out, size_t max_out, kp_scan_result *res);
 
 /* Write consecutive baseOffsets from base_offset and partitionLeaderEpoch into every
