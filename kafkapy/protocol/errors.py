@@ -140,3 +140,12 @@ class KafkaError(Exception):
         super().__init__(f"{code.name}: {message}" if message else code.name)
         self.code = code
         self.message = message
+
+
+class DecodeError(KafkaError):
+    """A request or response that cannot be parsed (short buffer, bad length, bad varint,
+    invalid UTF-8). The network layer treats it as Kafka treats an unparseable request:
+    the connection is closed (INVALID_REQUEST)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_REQUEST, message)
