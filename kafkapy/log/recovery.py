@@ -1,0 +1,130 @@
+"""Loading a partition directory (§5.8): clean up transient files, open segments,
+re-validate everything after the recovery point (or only the indexes after a clean
+shutdown), truncate at the first bad byte, then rebuild producer state and trim the
+leader epoch cache to what the log really holds.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from kafkapy.log.producer_state import ProducerBatch
+from kafkapy.log.records import iter_headers, read_header
+from kafkapy.log.segment import LogSegment
+
+if TYPE_CHECKING:
+    from kafkapy.log.log import UnifiedLog
+
+_SEGMENT_SUFFIXES = (".log", ".index", ".timeindex", ".txnindex")
+
+
+def _cleanup_dir(dir_path: str) -> list[int]:
+    """Remove leftovers of interrupted operations; returns the segment base offsets."""
+    bases: set[int] = set()
+    names = os.listdir(dir_path)
+    for name in names:
+        path = os.path.join(dir_path, name)
+        if name.endswith((".tmp", ".cleaned", ".deleted")):
+            os.unlink(path)
+        elif name.endswith(".swap"):
+            os.replace(path, path[: -len(".swap")])
+    for name in os.listdir(dir_path):
+        stem, dot, ext = name.partition(".")
+        if dot and ext == "log" and len(stem) == 20 and stem.isdigit():
+            bases.add(int(stem))
+    for name in os.listdir(dir_path):
+        stem, dot, ext = name.partition(".")
+        if dot and "." + ext in _SEGMENT_SUFFIXES and ext != "log" and stem.isdigit() \
+                and int(stem) not in bases:
+            os.unlink(os.path.join(dir_path, name))  # index without its log
+    return sorted(bases)
+
+
+def load_log(log: "UnifiedLog", had_clean_shutdown: bool, now: int) -> None:
+    """Populate `log` from its directory, recovering unflushed data."""
+    cfg = log.config
+    bases = _cleanup_dir(log.dir)
+    recover_from = None
+    if not had_clean_shutdown and bases:
+        below = [b for b in bases if b <= log.recovery_point]
+        recover_from = below[-1] if below else bases[0]
+    for base in bases:
+        missing = any(not os.path.exists(os.path.join(log.dir, f"{base:020d}{s}"))
+                      for s in (".index", ".timeindex"))
+        seg = LogSegment(log.dir, base, cfg.index_interval_bytes, cfg.segment_index_bytes, now)
+        if (recover_from is None or base < recover_from) and (missing or not seg.sanity_check()):
+            seg.rebuild()  # bad or missing index: rebuilt even after a clean shutdown
+        log._add_segment(seg)
+
+    if not had_clean_shutdown and log.segments:
+        start = max(log._segment_floor_index(log.recovery_point), 0)
+        cache = log.leader_epoch_cache
+        pending: list[tuple[int, int]] = []
+
+        def on_batch(b) -> None:
+            if b.partition_leader_epoch >= 0 and (not pending or b.partition_leader_epoch > pending[-1][0]):
+                pending.append((b.partition_leader_epoch, b.base_offset))
+
+        for i in range(start, len(log.segments)):
+            seg = log.segments[i]
+            truncated = seg.rebuild(on_batch=on_batch)
+            if truncated:
+                for later in list(log.segments[i + 1:]):
+                    log._remove_segment(later)
+                    later.delete_files()
+                break
+        for epoch, off in pending:
+            if epoch > cache.latest_epoch:
+                cache.assign(epoch, off, flush=False)
+        cache.flush()
+        for seg in log.segments[start:]:
+            seg.flush()
+
+    if not log.segments:
+        log._add_segment(LogSegment(log.dir, log.log_start_offset, cfg.index_interval_bytes,
+                                    cfg.segment_index_bytes, now, preallocate=False))
+    active = log.active_segment
+    log._log_end_offset = active.read_next_offset()
+    first = read_header(active.fd, 0, active.size)
+    if first is not None:
+        active.rolling_based_timestamp = first.max_timestamp
+    active.offset_index.resize(active.offset_index.max_index_size)
+    active.time_index.resize(active.time_index.max_index_size)
+
+    leo = log._log_end_offset
+    if log.log_start_offset > leo:
+        # The log start was checkpointed past data we no longer have: start over there.
+        start_at = log.log_start_offset
+        log.truncate_fully_and_start_at(start_at)
+        return
+    log.log_start_offset = max(log.log_start_offset, log.segments[0].base_offset)
+    # Clean shutdown flushed everything; otherwise the recovered tail was fsynced above.
+    log.recovery_point = leo
+    log.leader_epoch_cache.truncate_from_end(leo)
+    log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
+    rebuild_producer_state(log)
+
+
+def rebuild_producer_state(log: "UnifiedLog") -> None:
+    """Newest snapshot at or below the LEO, then replay batch headers after it."""
+    ps = log.producer_state
+    leo = log.log_end_offset
+    ps.delete_snapshots_outside(log.log_start_offset, leo)
+    ps.clear()
+    ps.map_end_offset = log.log_start_offset
+    start = log.segments[0].base_offset
+    for off in reversed(ps.snapshot_offsets()):
+        if off <= leo and ps.load_snapshot(off):
+            start = off
+            break
+    for i, seg in enumerate(log.segments):
+        if i + 1 < len(log.segments) and log.segments[i + 1].base_offset <= start:
+            continue
+        _, pos = seg.offset_index.lookup(start)
+        for h in iter_headers(seg.fd, pos, seg.size):
+            if h.last_offset < start:
+                continue
+            ps.update_from_batch(ProducerBatch(h.producer_id, h.producer_epoch, h.base_sequence,
+                                               h.base_offset, h.last_offset, h.max_timestamp,
+                                               h.is_transactional, h.is_control))
+    ps.map_end_offset = leo
