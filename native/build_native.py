@@ -41,6 +41,7 @@ def make_builder(absolute: bool = False) -> FFI:
         include_dirs=[_rel(HERE, absolute)],
         depends=[_rel(HEADER, absolute)],
         extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra"],
+        py_limited_api=True,
     )
     return ffi
 
