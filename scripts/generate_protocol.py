@@ -353,24 +353,34 @@ class ModuleGen:
         if flex:
             for f in tagged:
                 L.append(f"    f_{f.py} = {default_expr(f)}")
-            L.append("    nt, pos = _ruv(buf, pos)")
-            L.append("    for _ in range(nt):")
-            L.append("        tag, pos = _ruv(buf, pos)")
-            L.append("        sz, pos = _ruv(buf, pos)")
-            L.append("        end = _skip(buf, pos, sz)")
-            kw = "if"
-            for f in tagged:
-                L.append(f"        {kw} tag == {f.tag}:")
-                if f.type in FIXED:
-                    fmt = FIXED[f.type][0]
-                    L.append(f"            f_{f.py}, = {self.sname(fmt)}.unpack_from(buf, pos)")
-                    L.append(f"            pos += {FIXED[f.type][1]}")
-                else:
-                    L.extend(self.dec_value(f, v, flex, f"f_{f.py}", "            "))
-                L.append("            if pos > end:")
-                L.append(f"                raise DecodeError('tagged field {f.py} overruns its size')")
-                kw = "elif"
-            L.append("        pos = end")
+            if not tagged:
+                # common case: no tags known at this version; skip whatever is there
+                L.append("    if buf[pos]:")
+                L.append("        pos = _skiptags(buf, pos)")
+                L.append("    else:")
+                L.append("        pos += 1")
+            else:
+                L.append("    if not buf[pos]:")
+                L.append("        pos += 1")
+                L.append("    else:")
+                L.append("      nt, pos = _ruv(buf, pos)")
+                L.append("      for _ in range(nt):")
+                L.append("        tag, pos = _ruv(buf, pos)")
+                L.append("        sz, pos = _ruv(buf, pos)")
+                L.append("        end = _skip(buf, pos, sz)")
+                kw = "if"
+                for f in tagged:
+                    L.append(f"        {kw} tag == {f.tag}:")
+                    if f.type in FIXED:
+                        fmt = FIXED[f.type][0]
+                        L.append(f"            f_{f.py}, = {self.sname(fmt)}.unpack_from(buf, pos)")
+                        L.append(f"            pos += {FIXED[f.type][1]}")
+                    else:
+                        L.extend(self.dec_value(f, v, flex, f"f_{f.py}", "            "))
+                    L.append("            if pos > end:")
+                    L.append(f"                raise DecodeError('tagged field {f.py} overruns its size')")
+                    kw = "elif"
+                L.append("        pos = end")
         args = ", ".join(
             f"f_{f.py}" if (f.regular_in(v) or (flex and f.tagged_in(v))) else default_expr(f)
             for f in sd.fields
@@ -497,7 +507,10 @@ class ModuleGen:
                         L.extend(self.enc_value(f, v, flex, f"o.{f.py}", "        "))
                     L.append(f"        tags.append(({f.tag}, w))")
                     L.append("        w = outer")
-                L.append("    _wtags(w, tags)")
+                L.append("    if tags:")
+                L.append("        _wtags(w, tags)")
+                L.append("    else:")
+                L.append("        w.append(0)")
         if self.records_in(sd):
             L.append("    return w")
             sig = "(o: Any, out: list, w: bytearray) -> bytearray"
@@ -512,7 +525,7 @@ class ModuleGen:
         if d == "FRESH":
             if f.is_array:
                 return [f"{ind}if o.{f.py} is None or o.{f.py}:"]
-            return [f"{ind}if not {self.isdef_fn(f.struct)}(o.{f.py}):"]
+            return [f"{ind}if not ({self.isdef_expr(f.struct, f'o.{f.py}')}):"]
         if d is None:
             return [f"{ind}if o.{f.py} is not None:"]
         return [f"{ind}if o.{f.py} != {d!r}:"]
@@ -566,6 +579,23 @@ class ModuleGen:
         else:
             raise ValueError(f"unsupported type {t}")
         return L
+
+    def isdef_expr(self, sd: StructDef, var: str) -> str:
+        """Inline 'equals a fresh default instance' test for the encode hot path (Fetch
+        responses carry three tagged structs per partition)."""
+        conds = []
+        for f in sd.fields:
+            d = default_value(f)
+            if d == "FRESH":
+                if f.is_array:
+                    conds.append(f"{var}.{f.py} == []")
+                else:
+                    conds.append(f"{self.isdef_fn(f.struct)}({var}.{f.py})")
+            elif d is None:
+                conds.append(f"{var}.{f.py} is None")
+            else:
+                conds.append(f"{var}.{f.py} == {d!r}")
+        return " and ".join(conds) or "True"
 
     def isdef_fn(self, sd: StructDef) -> str:
         """Name of a generated predicate 'equals a freshly constructed default instance'
@@ -652,14 +682,16 @@ class ModuleGen:
         )
         parts.extend(self.funcs)
         parts.extend(self.isdef[k] for k in sorted(self.isdef))
+        tables: list[str] = []
         for msg in self.msgs:
             for sd in msg.structs:
                 for tbl, fns in (("D", self.dec), ("E", self.enc)):
                     hi = max((v for (c, v) in fns if c == sd.cls), default=-1)
                     items = [fns.get((sd.cls, v), "None") for v in range(hi + 1)]
-                    parts.append(f"{sd.cls}._{tbl} = ({', '.join(items)}{',' if len(items) == 1 else ''})\n")
+                    tables.append(f"{sd.cls}._{tbl} = ({', '.join(items)}{',' if len(items) == 1 else ''})")
                 if self.records_in(sd):
-                    parts.append(f"{sd.cls}._R = True\n")
+                    tables.append(f"{sd.cls}._R = True")
+        parts.append("\n".join(tables) + "\n")
         return "\n\n".join(p.rstrip("\n") + "\n" for p in parts if p)
 
 
@@ -685,7 +717,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack

@@ -134,8 +134,13 @@ def read_string(buf: memoryview, pos: int) -> tuple[str, int]:
     pos += 2
     if n < 0:
         raise DecodeError(f"non-nullable string has length {n}")
-    end = _take(buf, pos, n)
-    return _utf8(buf, pos, end), end
+    end = pos + n
+    if end > len(buf):
+        raise DecodeError(f"string of {n} bytes at {pos} overruns the buffer")
+    try:
+        return str(buf[pos:end], "utf-8"), end
+    except UnicodeDecodeError as e:
+        raise DecodeError(f"invalid UTF-8 in string at {pos}") from e
 
 
 def read_nullable_string(buf: memoryview, pos: int) -> tuple[str | None, int]:
@@ -150,11 +155,20 @@ def read_nullable_string(buf: memoryview, pos: int) -> tuple[str | None, int]:
 
 
 def read_compact_string(buf: memoryview, pos: int) -> tuple[str, int]:
-    n, pos = read_uvarint(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = read_uvarint(buf, pos)
     if n == 0:
         raise DecodeError("non-nullable compact string is null")
-    end = _take(buf, pos, n - 1)
-    return _utf8(buf, pos, end), end
+    end = pos + n - 1
+    if end > len(buf):
+        raise DecodeError(f"string of {n - 1} bytes at {pos} overruns the buffer")
+    try:
+        return str(buf[pos:end], "utf-8"), end
+    except UnicodeDecodeError as e:
+        raise DecodeError(f"invalid UTF-8 in string at {pos}") from e
 
 
 def read_compact_nullable_string(buf: memoryview, pos: int) -> tuple[str | None, int]:
@@ -212,10 +226,16 @@ def read_bytes(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def read_compact_bytes(buf: memoryview, pos: int) -> tuple[Any, int]:
-    n, pos = read_uvarint(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = read_uvarint(buf, pos)
     if n == 0:
         return None, pos
-    end = _take(buf, pos, n - 1)
+    end = pos + n - 1
+    if end > len(buf):
+        raise DecodeError(f"bytes of {n - 1} at {pos} overrun the buffer")
     return buf[pos:end], end
 
 
@@ -280,8 +300,14 @@ def read_array_len(buf: memoryview, pos: int) -> tuple[int, int]:
 
 
 def read_compact_array_len(buf: memoryview, pos: int) -> tuple[int, int]:
-    n, pos = read_uvarint(buf, pos)
-    n -= 1
+    n = buf[pos] - 1
+    if n < 0x7F:
+        pos += 1
+        if n < 1:
+            return n, pos
+    else:
+        n, pos = read_uvarint(buf, pos)
+        n -= 1
     if n > len(buf) - pos:
         raise DecodeError(f"array of {n} elements but only {len(buf) - pos} bytes left")
     return n, pos
@@ -323,6 +349,16 @@ def write_uuid(w: bytearray, u: bytes) -> None:
 
 def skip_tag(buf: memoryview, pos: int, size: int) -> int:
     return _take(buf, pos, size)
+
+
+def skip_tags(buf: memoryview, pos: int) -> int:
+    """Skip a whole tagged-field section whose tags are all unknown to this version."""
+    nt, pos = read_uvarint(buf, pos)
+    for _ in range(nt):
+        _tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        pos = _take(buf, pos, size)
+    return pos
 
 
 def write_tagged(w: bytearray, tags: list[tuple[int, bytes]]) -> None:

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -85,12 +85,10 @@ def _d_AddOffsetsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_producer_id, f_producer_epoch, = _S_qh.unpack_from(buf, pos)
     pos += 10
     f_group_id, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddOffsetsToTxnRequest(f_transactional_id, f_producer_id, f_producer_epoch, f_group_id), pos
 
 
@@ -114,12 +112,10 @@ def _e_AddOffsetsToTxnResponse_0(o: Any, w: bytearray) -> None:
 def _d_AddOffsetsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_throttle_time_ms, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddOffsetsToTxnResponse(f_throttle_time_ms, f_error_code), pos
 
 
@@ -129,12 +125,6 @@ def _e_AddOffsetsToTxnResponse_3(o: Any, w: bytearray) -> None:
 
 
 AddOffsetsToTxnRequest._D = (_d_AddOffsetsToTxnRequest_0, _d_AddOffsetsToTxnRequest_0, _d_AddOffsetsToTxnRequest_0, _d_AddOffsetsToTxnRequest_3, _d_AddOffsetsToTxnRequest_3)
-
-
 AddOffsetsToTxnRequest._E = (_e_AddOffsetsToTxnRequest_0, _e_AddOffsetsToTxnRequest_0, _e_AddOffsetsToTxnRequest_0, _e_AddOffsetsToTxnRequest_3, _e_AddOffsetsToTxnRequest_3)
-
-
 AddOffsetsToTxnResponse._D = (_d_AddOffsetsToTxnResponse_0, _d_AddOffsetsToTxnResponse_0, _d_AddOffsetsToTxnResponse_0, _d_AddOffsetsToTxnResponse_3, _d_AddOffsetsToTxnResponse_3)
-
-
 AddOffsetsToTxnResponse._E = (_e_AddOffsetsToTxnResponse_0, _e_AddOffsetsToTxnResponse_0, _e_AddOffsetsToTxnResponse_0, _e_AddOffsetsToTxnResponse_3, _e_AddOffsetsToTxnResponse_3)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -234,12 +234,10 @@ def _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3(buf: memoryview, pos:
         raise DecodeError('non-nullable array partitions is null')
     else:
         f_partitions, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnRequest_AddPartitionsToTxnTopic(f_name, f_partitions), pos
 
 
@@ -255,12 +253,10 @@ def _d_AddPartitionsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]
         for _ in range(n):
             e, pos = _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3(buf, pos)
             f_v3_and_below_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnRequest([], f_v3_and_below_transactional_id, f_v3_and_below_producer_id, f_v3_and_below_producer_epoch, f_v3_and_below_topics), pos
 
 
@@ -302,12 +298,10 @@ def _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_4(buf: memoryview
         for _ in range(n):
             e, pos = _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction(f_transactional_id, f_producer_id, f_producer_epoch, f_verify_only, f_topics), pos
 
 
@@ -320,12 +314,10 @@ def _d_AddPartitionsToTxnRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]
         for _ in range(n):
             e, pos = _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_4(buf, pos)
             f_transactions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnRequest(f_transactions, '', 0, 0, []), pos
 
 
@@ -442,12 +434,10 @@ def _e_AddPartitionsToTxnResponse_0(o: Any, w: bytearray) -> None:
 def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_partition_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult(f_partition_index, f_partition_error_code), pos
 
 
@@ -461,12 +451,10 @@ def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3(buf: memoryvie
         for _ in range(n):
             e, pos = _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3(buf, pos)
             f_results_by_partition.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult(f_name, f_results_by_partition), pos
 
 
@@ -481,12 +469,10 @@ def _d_AddPartitionsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[Any, int
         for _ in range(n):
             e, pos = _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3(buf, pos)
             f_results_by_topic_v3_and_below.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnResponse(f_throttle_time_ms, 0, [], f_results_by_topic_v3_and_below), pos
 
 
@@ -529,12 +515,10 @@ def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_4(buf: memoryview, po
         for _ in range(n):
             e, pos = _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3(buf, pos)
             f_topic_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnResponse_AddPartitionsToTxnResult(f_transactional_id, f_topic_results), pos
 
 
@@ -549,12 +533,10 @@ def _d_AddPartitionsToTxnResponse_4(buf: memoryview, pos: int) -> tuple[Any, int
         for _ in range(n):
             e, pos = _d_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_4(buf, pos)
             f_results_by_transaction.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AddPartitionsToTxnResponse(f_throttle_time_ms, f_error_code, f_results_by_transaction, []), pos
 
 
@@ -583,42 +565,16 @@ def _e_AddPartitionsToTxnResponse_4(o: Any, w: bytearray) -> None:
 
 
 AddPartitionsToTxnRequest_AddPartitionsToTxnTopic._D = (_d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0, _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0, _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0, _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3, _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3, _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3)
-
-
 AddPartitionsToTxnRequest_AddPartitionsToTxnTopic._E = (_e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0, _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0, _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0, _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3, _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3, _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3)
-
-
 AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction._D = (None, None, None, None, _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_4, _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_4)
-
-
 AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction._E = (None, None, None, None, _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_4, _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_4)
-
-
 AddPartitionsToTxnRequest._D = (_d_AddPartitionsToTxnRequest_0, _d_AddPartitionsToTxnRequest_0, _d_AddPartitionsToTxnRequest_0, _d_AddPartitionsToTxnRequest_3, _d_AddPartitionsToTxnRequest_4, _d_AddPartitionsToTxnRequest_4)
-
-
 AddPartitionsToTxnRequest._E = (_e_AddPartitionsToTxnRequest_0, _e_AddPartitionsToTxnRequest_1, _e_AddPartitionsToTxnRequest_2, _e_AddPartitionsToTxnRequest_3, _e_AddPartitionsToTxnRequest_4, _e_AddPartitionsToTxnRequest_5)
-
-
 AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult._D = (_d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_0, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_0, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_0, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3)
-
-
 AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult._E = (_e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_0, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_0, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_0, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3)
-
-
 AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult._D = (_d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_0, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_0, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_0, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3)
-
-
 AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult._E = (_e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_0, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_0, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_0, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3)
-
-
 AddPartitionsToTxnResponse_AddPartitionsToTxnResult._D = (None, None, None, None, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_4, _d_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_4)
-
-
 AddPartitionsToTxnResponse_AddPartitionsToTxnResult._E = (None, None, None, None, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_4, _e_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_4)
-
-
 AddPartitionsToTxnResponse._D = (_d_AddPartitionsToTxnResponse_0, _d_AddPartitionsToTxnResponse_0, _d_AddPartitionsToTxnResponse_0, _d_AddPartitionsToTxnResponse_3, _d_AddPartitionsToTxnResponse_4, _d_AddPartitionsToTxnResponse_4)
-
-
 AddPartitionsToTxnResponse._E = (_e_AddPartitionsToTxnResponse_0, _e_AddPartitionsToTxnResponse_0, _e_AddPartitionsToTxnResponse_0, _e_AddPartitionsToTxnResponse_3, _e_AddPartitionsToTxnResponse_4, _e_AddPartitionsToTxnResponse_4)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -69,12 +69,10 @@ _S_ihqi = Struct('>ihqi')
 def _d_AllocateProducerIdsRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_broker_id, f_broker_epoch, = _S_iq.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AllocateProducerIdsRequest(f_broker_id, f_broker_epoch), pos
 
 
@@ -86,12 +84,10 @@ def _e_AllocateProducerIdsRequest_0(o: Any, w: bytearray) -> None:
 def _d_AllocateProducerIdsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_throttle_time_ms, f_error_code, f_producer_id_start, f_producer_id_len, = _S_ihqi.unpack_from(buf, pos)
     pos += 18
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AllocateProducerIdsResponse(f_throttle_time_ms, f_error_code, f_producer_id_start, f_producer_id_len), pos
 
 
@@ -101,12 +97,6 @@ def _e_AllocateProducerIdsResponse_0(o: Any, w: bytearray) -> None:
 
 
 AllocateProducerIdsRequest._D = (_d_AllocateProducerIdsRequest_0,)
-
-
 AllocateProducerIdsRequest._E = (_e_AllocateProducerIdsRequest_0,)
-
-
 AllocateProducerIdsResponse._D = (_d_AllocateProducerIdsResponse_0,)
-
-
 AllocateProducerIdsResponse._E = (_e_AllocateProducerIdsResponse_0,)

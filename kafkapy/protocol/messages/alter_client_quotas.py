@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -226,12 +226,10 @@ def _e_AlterClientQuotasRequest_0(o: Any, w: bytearray) -> None:
 def _d_AlterClientQuotasRequest_EntityData_1(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_entity_type, pos = _rcstr(buf, pos)
     f_entity_name, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterClientQuotasRequest_EntityData(f_entity_type, f_entity_name), pos
 
 
@@ -239,12 +237,10 @@ def _d_AlterClientQuotasRequest_OpData_1(buf: memoryview, pos: int) -> tuple[Any
     f_key, pos = _rcstr(buf, pos)
     f_value, f_remove, = _S_do.unpack_from(buf, pos)
     pos += 9
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterClientQuotasRequest_OpData(f_key, f_value, f_remove), pos
 
 
@@ -265,12 +261,10 @@ def _d_AlterClientQuotasRequest_EntryData_1(buf: memoryview, pos: int) -> tuple[
         for _ in range(n):
             e, pos = _d_AlterClientQuotasRequest_OpData_1(buf, pos)
             f_ops.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterClientQuotasRequest_EntryData(f_entity, f_ops), pos
 
 
@@ -285,12 +279,10 @@ def _d_AlterClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_entries.append(e)
     f_validate_only, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterClientQuotasRequest(f_entries, f_validate_only), pos
 
 
@@ -402,12 +394,10 @@ def _e_AlterClientQuotasResponse_0(o: Any, w: bytearray) -> None:
 def _d_AlterClientQuotasResponse_EntityData_1(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_entity_type, pos = _rcstr(buf, pos)
     f_entity_name, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterClientQuotasResponse_EntityData(f_entity_type, f_entity_name), pos
 
 
@@ -423,12 +413,10 @@ def _d_AlterClientQuotasResponse_EntryData_1(buf: memoryview, pos: int) -> tuple
         for _ in range(n):
             e, pos = _d_AlterClientQuotasResponse_EntityData_1(buf, pos)
             f_entity.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterClientQuotasResponse_EntryData(f_error_code, f_error_message, f_entity), pos
 
 
@@ -443,12 +431,10 @@ def _d_AlterClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]
         for _ in range(n):
             e, pos = _d_AlterClientQuotasResponse_EntryData_1(buf, pos)
             f_entries.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterClientQuotasResponse(f_throttle_time_ms, f_entries), pos
 
 
@@ -484,42 +470,16 @@ def _e_AlterClientQuotasResponse_1(o: Any, w: bytearray) -> None:
 
 
 AlterClientQuotasRequest_EntityData._D = (_d_AlterClientQuotasRequest_EntityData_0, _d_AlterClientQuotasRequest_EntityData_1)
-
-
 AlterClientQuotasRequest_EntityData._E = (_e_AlterClientQuotasRequest_EntityData_0, _e_AlterClientQuotasRequest_EntityData_1)
-
-
 AlterClientQuotasRequest_OpData._D = (_d_AlterClientQuotasRequest_OpData_0, _d_AlterClientQuotasRequest_OpData_1)
-
-
 AlterClientQuotasRequest_OpData._E = (_e_AlterClientQuotasRequest_OpData_0, _e_AlterClientQuotasRequest_OpData_1)
-
-
 AlterClientQuotasRequest_EntryData._D = (_d_AlterClientQuotasRequest_EntryData_0, _d_AlterClientQuotasRequest_EntryData_1)
-
-
 AlterClientQuotasRequest_EntryData._E = (_e_AlterClientQuotasRequest_EntryData_0, _e_AlterClientQuotasRequest_EntryData_1)
-
-
 AlterClientQuotasRequest._D = (_d_AlterClientQuotasRequest_0, _d_AlterClientQuotasRequest_1)
-
-
 AlterClientQuotasRequest._E = (_e_AlterClientQuotasRequest_0, _e_AlterClientQuotasRequest_1)
-
-
 AlterClientQuotasResponse_EntityData._D = (_d_AlterClientQuotasResponse_EntityData_0, _d_AlterClientQuotasResponse_EntityData_1)
-
-
 AlterClientQuotasResponse_EntityData._E = (_e_AlterClientQuotasResponse_EntityData_0, _e_AlterClientQuotasResponse_EntityData_1)
-
-
 AlterClientQuotasResponse_EntryData._D = (_d_AlterClientQuotasResponse_EntryData_0, _d_AlterClientQuotasResponse_EntryData_1)
-
-
 AlterClientQuotasResponse_EntryData._E = (_e_AlterClientQuotasResponse_EntryData_0, _e_AlterClientQuotasResponse_EntryData_1)
-
-
 AlterClientQuotasResponse._D = (_d_AlterClientQuotasResponse_0, _d_AlterClientQuotasResponse_1)
-
-
 AlterClientQuotasResponse._E = (_e_AlterClientQuotasResponse_0, _e_AlterClientQuotasResponse_1)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -178,12 +178,10 @@ def _e_AlterConfigsRequest_0(o: Any, w: bytearray) -> None:
 def _d_AlterConfigsRequest_AlterableConfig_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_name, pos = _rcstr(buf, pos)
     f_value, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterConfigsRequest_AlterableConfig(f_name, f_value), pos
 
 
@@ -199,12 +197,10 @@ def _d_AlterConfigsRequest_AlterConfigsResource_2(buf: memoryview, pos: int) -> 
         for _ in range(n):
             e, pos = _d_AlterConfigsRequest_AlterableConfig_2(buf, pos)
             f_configs.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterConfigsRequest_AlterConfigsResource(f_resource_type, f_resource_name, f_configs), pos
 
 
@@ -219,12 +215,10 @@ def _d_AlterConfigsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_resources.append(e)
     f_validate_only, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterConfigsRequest(f_resources, f_validate_only), pos
 
 
@@ -308,12 +302,10 @@ def _d_AlterConfigsResponse_AlterConfigsResourceResponse_2(buf: memoryview, pos:
     f_resource_type, = _S_b.unpack_from(buf, pos)
     pos += 1
     f_resource_name, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterConfigsResponse_AlterConfigsResourceResponse(f_error_code, f_error_message, f_resource_type, f_resource_name), pos
 
 
@@ -328,12 +320,10 @@ def _d_AlterConfigsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterConfigsResponse_AlterConfigsResourceResponse_2(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterConfigsResponse(f_throttle_time_ms, f_responses), pos
 
 
@@ -358,30 +348,12 @@ def _e_AlterConfigsResponse_2(o: Any, w: bytearray) -> None:
 
 
 AlterConfigsRequest_AlterableConfig._D = (_d_AlterConfigsRequest_AlterableConfig_0, _d_AlterConfigsRequest_AlterableConfig_0, _d_AlterConfigsRequest_AlterableConfig_2)
-
-
 AlterConfigsRequest_AlterableConfig._E = (_e_AlterConfigsRequest_AlterableConfig_0, _e_AlterConfigsRequest_AlterableConfig_0, _e_AlterConfigsRequest_AlterableConfig_2)
-
-
 AlterConfigsRequest_AlterConfigsResource._D = (_d_AlterConfigsRequest_AlterConfigsResource_0, _d_AlterConfigsRequest_AlterConfigsResource_0, _d_AlterConfigsRequest_AlterConfigsResource_2)
-
-
 AlterConfigsRequest_AlterConfigsResource._E = (_e_AlterConfigsRequest_AlterConfigsResource_0, _e_AlterConfigsRequest_AlterConfigsResource_0, _e_AlterConfigsRequest_AlterConfigsResource_2)
-
-
 AlterConfigsRequest._D = (_d_AlterConfigsRequest_0, _d_AlterConfigsRequest_0, _d_AlterConfigsRequest_2)
-
-
 AlterConfigsRequest._E = (_e_AlterConfigsRequest_0, _e_AlterConfigsRequest_0, _e_AlterConfigsRequest_2)
-
-
 AlterConfigsResponse_AlterConfigsResourceResponse._D = (_d_AlterConfigsResponse_AlterConfigsResourceResponse_0, _d_AlterConfigsResponse_AlterConfigsResourceResponse_0, _d_AlterConfigsResponse_AlterConfigsResourceResponse_2)
-
-
 AlterConfigsResponse_AlterConfigsResourceResponse._E = (_e_AlterConfigsResponse_AlterConfigsResourceResponse_0, _e_AlterConfigsResponse_AlterConfigsResourceResponse_0, _e_AlterConfigsResponse_AlterConfigsResourceResponse_2)
-
-
 AlterConfigsResponse._D = (_d_AlterConfigsResponse_0, _d_AlterConfigsResponse_0, _d_AlterConfigsResponse_2)
-
-
 AlterConfigsResponse._E = (_e_AlterConfigsResponse_0, _e_AlterConfigsResponse_0, _e_AlterConfigsResponse_2)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -173,12 +173,10 @@ def _d_AlterPartitionRequest_PartitionData_0(buf: memoryview, pos: int) -> tuple
         f_new_isr, pos = _rprim(buf, pos, n, 'i', 4)
     f_partition_epoch, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_PartitionData(f_partition_index, f_leader_epoch, f_new_isr, [], 0, f_partition_epoch), pos
 
 
@@ -192,12 +190,10 @@ def _d_AlterPartitionRequest_TopicData_0(buf: memoryview, pos: int) -> tuple[Any
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_PartitionData_0(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_TopicData(f_topic_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partitions), pos
 
 
@@ -212,12 +208,10 @@ def _d_AlterPartitionRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_TopicData_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest(f_broker_id, f_broker_epoch, f_topics), pos
 
 
@@ -271,12 +265,10 @@ def _d_AlterPartitionRequest_PartitionData_1(buf: memoryview, pos: int) -> tuple
         f_new_isr, pos = _rprim(buf, pos, n, 'i', 4)
     f_leader_recovery_state, f_partition_epoch, = _S_bi.unpack_from(buf, pos)
     pos += 5
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_PartitionData(f_partition_index, f_leader_epoch, f_new_isr, [], f_leader_recovery_state, f_partition_epoch), pos
 
 
@@ -290,12 +282,10 @@ def _d_AlterPartitionRequest_TopicData_1(buf: memoryview, pos: int) -> tuple[Any
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_PartitionData_1(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_TopicData(f_topic_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partitions), pos
 
 
@@ -310,12 +300,10 @@ def _d_AlterPartitionRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_TopicData_1(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest(f_broker_id, f_broker_epoch, f_topics), pos
 
 
@@ -368,12 +356,10 @@ def _d_AlterPartitionRequest_TopicData_2(buf: memoryview, pos: int) -> tuple[Any
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_PartitionData_1(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_TopicData('', f_topic_id, f_partitions), pos
 
 
@@ -388,12 +374,10 @@ def _d_AlterPartitionRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_TopicData_2(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest(f_broker_id, f_broker_epoch, f_topics), pos
 
 
@@ -438,12 +422,10 @@ def _e_AlterPartitionRequest_2(o: Any, w: bytearray) -> None:
 def _d_AlterPartitionRequest_BrokerState_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_broker_id, f_broker_epoch, = _S_iq.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_BrokerState(f_broker_id, f_broker_epoch), pos
 
 
@@ -460,12 +442,10 @@ def _d_AlterPartitionRequest_PartitionData_3(buf: memoryview, pos: int) -> tuple
             f_new_isr_with_epochs.append(e)
     f_leader_recovery_state, f_partition_epoch, = _S_bi.unpack_from(buf, pos)
     pos += 5
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_PartitionData(f_partition_index, f_leader_epoch, [], f_new_isr_with_epochs, f_leader_recovery_state, f_partition_epoch), pos
 
 
@@ -480,12 +460,10 @@ def _d_AlterPartitionRequest_TopicData_3(buf: memoryview, pos: int) -> tuple[Any
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_PartitionData_3(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest_TopicData('', f_topic_id, f_partitions), pos
 
 
@@ -500,12 +478,10 @@ def _d_AlterPartitionRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterPartitionRequest_TopicData_3(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionRequest(f_broker_id, f_broker_epoch, f_topics), pos
 
 
@@ -563,12 +539,10 @@ def _d_AlterPartitionResponse_PartitionData_0(buf: memoryview, pos: int) -> tupl
         f_isr, pos = _rprim(buf, pos, n, 'i', 4)
     f_partition_epoch, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse_PartitionData(f_partition_index, f_error_code, f_leader_id, f_leader_epoch, f_isr, 0, f_partition_epoch), pos
 
 
@@ -582,12 +556,10 @@ def _d_AlterPartitionResponse_TopicData_0(buf: memoryview, pos: int) -> tuple[An
         for _ in range(n):
             e, pos = _d_AlterPartitionResponse_PartitionData_0(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse_TopicData(f_topic_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partitions), pos
 
 
@@ -602,12 +574,10 @@ def _d_AlterPartitionResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterPartitionResponse_TopicData_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse(f_throttle_time_ms, f_error_code, f_topics), pos
 
 
@@ -657,12 +627,10 @@ def _d_AlterPartitionResponse_PartitionData_1(buf: memoryview, pos: int) -> tupl
         f_isr, pos = _rprim(buf, pos, n, 'i', 4)
     f_leader_recovery_state, f_partition_epoch, = _S_bi.unpack_from(buf, pos)
     pos += 5
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse_PartitionData(f_partition_index, f_error_code, f_leader_id, f_leader_epoch, f_isr, f_leader_recovery_state, f_partition_epoch), pos
 
 
@@ -676,12 +644,10 @@ def _d_AlterPartitionResponse_TopicData_1(buf: memoryview, pos: int) -> tuple[An
         for _ in range(n):
             e, pos = _d_AlterPartitionResponse_PartitionData_1(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse_TopicData(f_topic_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partitions), pos
 
 
@@ -696,12 +662,10 @@ def _d_AlterPartitionResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterPartitionResponse_TopicData_1(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse(f_throttle_time_ms, f_error_code, f_topics), pos
 
 
@@ -752,12 +716,10 @@ def _d_AlterPartitionResponse_TopicData_2(buf: memoryview, pos: int) -> tuple[An
         for _ in range(n):
             e, pos = _d_AlterPartitionResponse_PartitionData_1(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse_TopicData('', f_topic_id, f_partitions), pos
 
 
@@ -772,12 +734,10 @@ def _d_AlterPartitionResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_AlterPartitionResponse_TopicData_2(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionResponse(f_throttle_time_ms, f_error_code, f_topics), pos
 
 
@@ -806,42 +766,16 @@ def _e_AlterPartitionResponse_2(o: Any, w: bytearray) -> None:
 
 
 AlterPartitionRequest_BrokerState._D = (None, None, None, _d_AlterPartitionRequest_BrokerState_3)
-
-
 AlterPartitionRequest_BrokerState._E = (None, None, None, _e_AlterPartitionRequest_BrokerState_3)
-
-
 AlterPartitionRequest_PartitionData._D = (_d_AlterPartitionRequest_PartitionData_0, _d_AlterPartitionRequest_PartitionData_1, _d_AlterPartitionRequest_PartitionData_1, _d_AlterPartitionRequest_PartitionData_3)
-
-
 AlterPartitionRequest_PartitionData._E = (_e_AlterPartitionRequest_PartitionData_0, _e_AlterPartitionRequest_PartitionData_1, _e_AlterPartitionRequest_PartitionData_2, _e_AlterPartitionRequest_PartitionData_3)
-
-
 AlterPartitionRequest_TopicData._D = (_d_AlterPartitionRequest_TopicData_0, _d_AlterPartitionRequest_TopicData_1, _d_AlterPartitionRequest_TopicData_2, _d_AlterPartitionRequest_TopicData_3)
-
-
 AlterPartitionRequest_TopicData._E = (_e_AlterPartitionRequest_TopicData_0, _e_AlterPartitionRequest_TopicData_1, _e_AlterPartitionRequest_TopicData_2, _e_AlterPartitionRequest_TopicData_3)
-
-
 AlterPartitionRequest._D = (_d_AlterPartitionRequest_0, _d_AlterPartitionRequest_1, _d_AlterPartitionRequest_2, _d_AlterPartitionRequest_3)
-
-
 AlterPartitionRequest._E = (_e_AlterPartitionRequest_0, _e_AlterPartitionRequest_1, _e_AlterPartitionRequest_2, _e_AlterPartitionRequest_3)
-
-
 AlterPartitionResponse_PartitionData._D = (_d_AlterPartitionResponse_PartitionData_0, _d_AlterPartitionResponse_PartitionData_1, _d_AlterPartitionResponse_PartitionData_1, _d_AlterPartitionResponse_PartitionData_1)
-
-
 AlterPartitionResponse_PartitionData._E = (_e_AlterPartitionResponse_PartitionData_0, _e_AlterPartitionResponse_PartitionData_1, _e_AlterPartitionResponse_PartitionData_1, _e_AlterPartitionResponse_PartitionData_1)
-
-
 AlterPartitionResponse_TopicData._D = (_d_AlterPartitionResponse_TopicData_0, _d_AlterPartitionResponse_TopicData_1, _d_AlterPartitionResponse_TopicData_2, _d_AlterPartitionResponse_TopicData_2)
-
-
 AlterPartitionResponse_TopicData._E = (_e_AlterPartitionResponse_TopicData_0, _e_AlterPartitionResponse_TopicData_1, _e_AlterPartitionResponse_TopicData_2, _e_AlterPartitionResponse_TopicData_2)
-
-
 AlterPartitionResponse._D = (_d_AlterPartitionResponse_0, _d_AlterPartitionResponse_1, _d_AlterPartitionResponse_2, _d_AlterPartitionResponse_2)
-
-
 AlterPartitionResponse._E = (_e_AlterPartitionResponse_0, _e_AlterPartitionResponse_1, _e_AlterPartitionResponse_2, _e_AlterPartitionResponse_2)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -132,12 +132,10 @@ def _d_AlterPartitionReassignmentsRequest_ReassignablePartition_0(buf: memoryvie
         f_replicas = None
     else:
         f_replicas, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionReassignmentsRequest_ReassignablePartition(f_partition_index, f_replicas), pos
 
 
@@ -151,12 +149,10 @@ def _d_AlterPartitionReassignmentsRequest_ReassignableTopic_0(buf: memoryview, p
         for _ in range(n):
             e, pos = _d_AlterPartitionReassignmentsRequest_ReassignablePartition_0(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionReassignmentsRequest_ReassignableTopic(f_name, f_partitions), pos
 
 
@@ -171,12 +167,10 @@ def _d_AlterPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[
         for _ in range(n):
             e, pos = _d_AlterPartitionReassignmentsRequest_ReassignableTopic_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionReassignmentsRequest(f_timeout_ms, f_topics), pos
 
 
@@ -217,12 +211,10 @@ def _d_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_0(buf: 
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionReassignmentsResponse_ReassignablePartitionResponse(f_partition_index, f_error_code, f_error_message), pos
 
 
@@ -236,12 +228,10 @@ def _d_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_0(buf: memo
         for _ in range(n):
             e, pos = _d_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_0(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionReassignmentsResponse_ReassignableTopicResponse(f_name, f_partitions), pos
 
 
@@ -257,12 +247,10 @@ def _d_AlterPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple
         for _ in range(n):
             e, pos = _d_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_0(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterPartitionReassignmentsResponse(f_throttle_time_ms, f_error_code, f_error_message, f_responses), pos
 
 
@@ -298,36 +286,14 @@ def _e_AlterPartitionReassignmentsResponse_0(o: Any, w: bytearray) -> None:
 
 
 AlterPartitionReassignmentsRequest_ReassignablePartition._D = (_d_AlterPartitionReassignmentsRequest_ReassignablePartition_0,)
-
-
 AlterPartitionReassignmentsRequest_ReassignablePartition._E = (_e_AlterPartitionReassignmentsRequest_ReassignablePartition_0,)
-
-
 AlterPartitionReassignmentsRequest_ReassignableTopic._D = (_d_AlterPartitionReassignmentsRequest_ReassignableTopic_0,)
-
-
 AlterPartitionReassignmentsRequest_ReassignableTopic._E = (_e_AlterPartitionReassignmentsRequest_ReassignableTopic_0,)
-
-
 AlterPartitionReassignmentsRequest._D = (_d_AlterPartitionReassignmentsRequest_0,)
-
-
 AlterPartitionReassignmentsRequest._E = (_e_AlterPartitionReassignmentsRequest_0,)
-
-
 AlterPartitionReassignmentsResponse_ReassignablePartitionResponse._D = (_d_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_0,)
-
-
 AlterPartitionReassignmentsResponse_ReassignablePartitionResponse._E = (_e_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_0,)
-
-
 AlterPartitionReassignmentsResponse_ReassignableTopicResponse._D = (_d_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_0,)
-
-
 AlterPartitionReassignmentsResponse_ReassignableTopicResponse._E = (_e_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_0,)
-
-
 AlterPartitionReassignmentsResponse._D = (_d_AlterPartitionReassignmentsResponse_0,)
-
-
 AlterPartitionReassignmentsResponse._E = (_e_AlterPartitionReassignmentsResponse_0,)

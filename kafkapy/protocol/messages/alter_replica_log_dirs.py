@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -189,12 +189,10 @@ def _d_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_2(buf: memoryview, pos
         raise DecodeError('non-nullable array partitions is null')
     else:
         f_partitions, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic(f_name, f_partitions), pos
 
 
@@ -208,12 +206,10 @@ def _d_AlterReplicaLogDirsRequest_AlterReplicaLogDir_2(buf: memoryview, pos: int
         for _ in range(n):
             e, pos = _d_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_2(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterReplicaLogDirsRequest_AlterReplicaLogDir(f_path, f_topics), pos
 
 
@@ -226,12 +222,10 @@ def _d_AlterReplicaLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int
         for _ in range(n):
             e, pos = _d_AlterReplicaLogDirsRequest_AlterReplicaLogDir_2(buf, pos)
             f_dirs.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterReplicaLogDirsRequest(f_dirs), pos
 
 
@@ -331,12 +325,10 @@ def _e_AlterReplicaLogDirsResponse_0(o: Any, w: bytearray) -> None:
 def _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult(f_partition_index, f_error_code), pos
 
 
@@ -350,12 +342,10 @@ def _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_2(buf: memoryvi
         for _ in range(n):
             e, pos = _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_2(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult(f_topic_name, f_partitions), pos
 
 
@@ -370,12 +360,10 @@ def _d_AlterReplicaLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[Any, in
         for _ in range(n):
             e, pos = _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_2(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterReplicaLogDirsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -409,36 +397,14 @@ def _e_AlterReplicaLogDirsResponse_2(o: Any, w: bytearray) -> None:
 
 
 AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic._D = (_d_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_0, _d_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_0, _d_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_2)
-
-
 AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic._E = (_e_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_0, _e_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_0, _e_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_2)
-
-
 AlterReplicaLogDirsRequest_AlterReplicaLogDir._D = (_d_AlterReplicaLogDirsRequest_AlterReplicaLogDir_0, _d_AlterReplicaLogDirsRequest_AlterReplicaLogDir_0, _d_AlterReplicaLogDirsRequest_AlterReplicaLogDir_2)
-
-
 AlterReplicaLogDirsRequest_AlterReplicaLogDir._E = (_e_AlterReplicaLogDirsRequest_AlterReplicaLogDir_0, _e_AlterReplicaLogDirsRequest_AlterReplicaLogDir_0, _e_AlterReplicaLogDirsRequest_AlterReplicaLogDir_2)
-
-
 AlterReplicaLogDirsRequest._D = (_d_AlterReplicaLogDirsRequest_0, _d_AlterReplicaLogDirsRequest_0, _d_AlterReplicaLogDirsRequest_2)
-
-
 AlterReplicaLogDirsRequest._E = (_e_AlterReplicaLogDirsRequest_0, _e_AlterReplicaLogDirsRequest_0, _e_AlterReplicaLogDirsRequest_2)
-
-
 AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult._D = (_d_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_0, _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_0, _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_2)
-
-
 AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult._E = (_e_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_0, _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_0, _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_2)
-
-
 AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult._D = (_d_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_0, _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_0, _d_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_2)
-
-
 AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult._E = (_e_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_0, _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_0, _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_2)
-
-
 AlterReplicaLogDirsResponse._D = (_d_AlterReplicaLogDirsResponse_0, _d_AlterReplicaLogDirsResponse_0, _d_AlterReplicaLogDirsResponse_2)
-
-
 AlterReplicaLogDirsResponse._E = (_e_AlterReplicaLogDirsResponse_0, _e_AlterReplicaLogDirsResponse_0, _e_AlterReplicaLogDirsResponse_2)

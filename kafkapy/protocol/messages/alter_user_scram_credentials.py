@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -117,12 +117,10 @@ def _d_AlterUserScramCredentialsRequest_ScramCredentialDeletion_0(buf: memoryvie
     f_name, pos = _rcstr(buf, pos)
     f_mechanism, = _S_b.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterUserScramCredentialsRequest_ScramCredentialDeletion(f_name, f_mechanism), pos
 
 
@@ -138,12 +136,10 @@ def _d_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_0(buf: memoryvi
     if f_salted_password is None:
         raise DecodeError('non-nullable field salted_password is null')
     f_salted_password = _copy(f_salted_password)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterUserScramCredentialsRequest_ScramCredentialUpsertion(f_name, f_mechanism, f_iterations, f_salt, f_salted_password), pos
 
 
@@ -164,12 +160,10 @@ def _d_AlterUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple[An
         for _ in range(n):
             e, pos = _d_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_0(buf, pos)
             f_upsertions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterUserScramCredentialsRequest(f_deletions, f_upsertions), pos
 
 
@@ -210,12 +204,10 @@ def _d_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_0(buf: 
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult(f_user, f_error_code, f_error_message), pos
 
 
@@ -230,12 +222,10 @@ def _d_AlterUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[A
         for _ in range(n):
             e, pos = _d_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_0(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return AlterUserScramCredentialsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -259,30 +249,12 @@ def _e_AlterUserScramCredentialsResponse_0(o: Any, w: bytearray) -> None:
 
 
 AlterUserScramCredentialsRequest_ScramCredentialDeletion._D = (_d_AlterUserScramCredentialsRequest_ScramCredentialDeletion_0,)
-
-
 AlterUserScramCredentialsRequest_ScramCredentialDeletion._E = (_e_AlterUserScramCredentialsRequest_ScramCredentialDeletion_0,)
-
-
 AlterUserScramCredentialsRequest_ScramCredentialUpsertion._D = (_d_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_0,)
-
-
 AlterUserScramCredentialsRequest_ScramCredentialUpsertion._E = (_e_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_0,)
-
-
 AlterUserScramCredentialsRequest._D = (_d_AlterUserScramCredentialsRequest_0,)
-
-
 AlterUserScramCredentialsRequest._E = (_e_AlterUserScramCredentialsRequest_0,)
-
-
 AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult._D = (_d_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_0,)
-
-
 AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult._E = (_e_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_0,)
-
-
 AlterUserScramCredentialsResponse._D = (_d_AlterUserScramCredentialsResponse_0,)
-
-
 AlterUserScramCredentialsResponse._E = (_e_AlterUserScramCredentialsResponse_0,)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -134,12 +134,10 @@ def _e_ApiVersionsRequest_0(o: Any, w: bytearray) -> None:
 def _d_ApiVersionsRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_client_software_name, pos = _rcstr(buf, pos)
     f_client_software_version, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ApiVersionsRequest(f_client_software_name, f_client_software_version), pos
 
 
@@ -215,12 +213,10 @@ def _e_ApiVersionsResponse_1(o: Any, w: bytearray) -> None:
 def _d_ApiVersionsResponse_ApiVersion_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_api_key, f_min_version, f_max_version, = _S_hhh.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ApiVersionsResponse_ApiVersion(f_api_key, f_min_version, f_max_version), pos
 
 
@@ -228,12 +224,10 @@ def _d_ApiVersionsResponse_SupportedFeatureKey_3(buf: memoryview, pos: int) -> t
     f_name, pos = _rcstr(buf, pos)
     f_min_version, f_max_version, = _S_hh.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ApiVersionsResponse_SupportedFeatureKey(f_name, f_min_version, f_max_version), pos
 
 
@@ -241,12 +235,10 @@ def _d_ApiVersionsResponse_FinalizedFeatureKey_3(buf: memoryview, pos: int) -> t
     f_name, pos = _rcstr(buf, pos)
     f_max_version_level, f_min_version_level, = _S_hh.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ApiVersionsResponse_FinalizedFeatureKey(f_name, f_max_version_level, f_min_version_level), pos
 
 
@@ -267,8 +259,11 @@ def _d_ApiVersionsResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_finalized_features_epoch = -1
     f_finalized_features = []
     f_zk_migration_ready = False
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -368,34 +363,19 @@ def _e_ApiVersionsResponse_3(o: Any, w: bytearray) -> None:
         w += _S_o.pack(o.zk_migration_ready)
         tags.append((3, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 ApiVersionsRequest._D = (_d_ApiVersionsRequest_0, _d_ApiVersionsRequest_0, _d_ApiVersionsRequest_0, _d_ApiVersionsRequest_3, _d_ApiVersionsRequest_3)
-
-
 ApiVersionsRequest._E = (_e_ApiVersionsRequest_0, _e_ApiVersionsRequest_0, _e_ApiVersionsRequest_0, _e_ApiVersionsRequest_3, _e_ApiVersionsRequest_3)
-
-
 ApiVersionsResponse_ApiVersion._D = (_d_ApiVersionsResponse_ApiVersion_0, _d_ApiVersionsResponse_ApiVersion_0, _d_ApiVersionsResponse_ApiVersion_0, _d_ApiVersionsResponse_ApiVersion_3, _d_ApiVersionsResponse_ApiVersion_3)
-
-
 ApiVersionsResponse_ApiVersion._E = (_e_ApiVersionsResponse_ApiVersion_0, _e_ApiVersionsResponse_ApiVersion_0, _e_ApiVersionsResponse_ApiVersion_0, _e_ApiVersionsResponse_ApiVersion_3, _e_ApiVersionsResponse_ApiVersion_3)
-
-
 ApiVersionsResponse_SupportedFeatureKey._D = (None, None, None, _d_ApiVersionsResponse_SupportedFeatureKey_3, _d_ApiVersionsResponse_SupportedFeatureKey_3)
-
-
 ApiVersionsResponse_SupportedFeatureKey._E = (None, None, None, _e_ApiVersionsResponse_SupportedFeatureKey_3, _e_ApiVersionsResponse_SupportedFeatureKey_3)
-
-
 ApiVersionsResponse_FinalizedFeatureKey._D = (None, None, None, _d_ApiVersionsResponse_FinalizedFeatureKey_3, _d_ApiVersionsResponse_FinalizedFeatureKey_3)
-
-
 ApiVersionsResponse_FinalizedFeatureKey._E = (None, None, None, _e_ApiVersionsResponse_FinalizedFeatureKey_3, _e_ApiVersionsResponse_FinalizedFeatureKey_3)
-
-
 ApiVersionsResponse._D = (_d_ApiVersionsResponse_0, _d_ApiVersionsResponse_1, _d_ApiVersionsResponse_1, _d_ApiVersionsResponse_3, _d_ApiVersionsResponse_3)
-
-
 ApiVersionsResponse._E = (_e_ApiVersionsResponse_0, _e_ApiVersionsResponse_1, _e_ApiVersionsResponse_1, _e_ApiVersionsResponse_3, _e_ApiVersionsResponse_3)

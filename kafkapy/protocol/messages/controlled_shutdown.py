@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -101,12 +101,10 @@ def _e_ControlledShutdownRequest_2(o: Any, w: bytearray) -> None:
 def _d_ControlledShutdownRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_broker_id, f_broker_epoch, = _S_iq.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ControlledShutdownRequest(f_broker_id, f_broker_epoch), pos
 
 
@@ -156,12 +154,10 @@ def _d_ControlledShutdownResponse_RemainingPartition_3(buf: memoryview, pos: int
     f_topic_name, pos = _rcstr(buf, pos)
     f_partition_index, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ControlledShutdownResponse_RemainingPartition(f_topic_name, f_partition_index), pos
 
 
@@ -176,12 +172,10 @@ def _d_ControlledShutdownResponse_3(buf: memoryview, pos: int) -> tuple[Any, int
         for _ in range(n):
             e, pos = _d_ControlledShutdownResponse_RemainingPartition_3(buf, pos)
             f_remaining_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ControlledShutdownResponse(f_error_code, f_remaining_partitions), pos
 
 
@@ -204,18 +198,8 @@ def _e_ControlledShutdownResponse_3(o: Any, w: bytearray) -> None:
 
 
 ControlledShutdownRequest._D = (_d_ControlledShutdownRequest_0, _d_ControlledShutdownRequest_0, _d_ControlledShutdownRequest_2, _d_ControlledShutdownRequest_3)
-
-
 ControlledShutdownRequest._E = (_e_ControlledShutdownRequest_0, _e_ControlledShutdownRequest_0, _e_ControlledShutdownRequest_2, _e_ControlledShutdownRequest_3)
-
-
 ControlledShutdownResponse_RemainingPartition._D = (_d_ControlledShutdownResponse_RemainingPartition_0, _d_ControlledShutdownResponse_RemainingPartition_0, _d_ControlledShutdownResponse_RemainingPartition_0, _d_ControlledShutdownResponse_RemainingPartition_3)
-
-
 ControlledShutdownResponse_RemainingPartition._E = (_e_ControlledShutdownResponse_RemainingPartition_0, _e_ControlledShutdownResponse_RemainingPartition_0, _e_ControlledShutdownResponse_RemainingPartition_0, _e_ControlledShutdownResponse_RemainingPartition_3)
-
-
 ControlledShutdownResponse._D = (_d_ControlledShutdownResponse_0, _d_ControlledShutdownResponse_0, _d_ControlledShutdownResponse_0, _d_ControlledShutdownResponse_3)
-
-
 ControlledShutdownResponse._E = (_e_ControlledShutdownResponse_0, _e_ControlledShutdownResponse_0, _e_ControlledShutdownResponse_0, _e_ControlledShutdownResponse_3)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -197,12 +197,10 @@ def _d_CreateAclsRequest_AclCreation_2(buf: memoryview, pos: int) -> tuple[Any, 
     f_host, pos = _rcstr(buf, pos)
     f_operation, f_permission_type, = _S_bb.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateAclsRequest_AclCreation(f_resource_type, f_resource_name, f_resource_pattern_type, f_principal, f_host, f_operation, f_permission_type), pos
 
 
@@ -215,12 +213,10 @@ def _d_CreateAclsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_CreateAclsRequest_AclCreation_2(buf, pos)
             f_creations.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateAclsRequest(f_creations), pos
 
 
@@ -286,12 +282,10 @@ def _d_CreateAclsResponse_AclCreationResult_2(buf: memoryview, pos: int) -> tupl
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateAclsResponse_AclCreationResult(f_error_code, f_error_message), pos
 
 
@@ -306,12 +300,10 @@ def _d_CreateAclsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_CreateAclsResponse_AclCreationResult_2(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateAclsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -334,24 +326,10 @@ def _e_CreateAclsResponse_2(o: Any, w: bytearray) -> None:
 
 
 CreateAclsRequest_AclCreation._D = (_d_CreateAclsRequest_AclCreation_0, _d_CreateAclsRequest_AclCreation_1, _d_CreateAclsRequest_AclCreation_2, _d_CreateAclsRequest_AclCreation_2)
-
-
 CreateAclsRequest_AclCreation._E = (_e_CreateAclsRequest_AclCreation_0, _e_CreateAclsRequest_AclCreation_1, _e_CreateAclsRequest_AclCreation_2, _e_CreateAclsRequest_AclCreation_2)
-
-
 CreateAclsRequest._D = (_d_CreateAclsRequest_0, _d_CreateAclsRequest_1, _d_CreateAclsRequest_2, _d_CreateAclsRequest_2)
-
-
 CreateAclsRequest._E = (_e_CreateAclsRequest_0, _e_CreateAclsRequest_1, _e_CreateAclsRequest_2, _e_CreateAclsRequest_2)
-
-
 CreateAclsResponse_AclCreationResult._D = (_d_CreateAclsResponse_AclCreationResult_0, _d_CreateAclsResponse_AclCreationResult_0, _d_CreateAclsResponse_AclCreationResult_2, _d_CreateAclsResponse_AclCreationResult_2)
-
-
 CreateAclsResponse_AclCreationResult._E = (_e_CreateAclsResponse_AclCreationResult_0, _e_CreateAclsResponse_AclCreationResult_0, _e_CreateAclsResponse_AclCreationResult_2, _e_CreateAclsResponse_AclCreationResult_2)
-
-
 CreateAclsResponse._D = (_d_CreateAclsResponse_0, _d_CreateAclsResponse_0, _d_CreateAclsResponse_2, _d_CreateAclsResponse_2)
-
-
 CreateAclsResponse._E = (_e_CreateAclsResponse_0, _e_CreateAclsResponse_0, _e_CreateAclsResponse_2, _e_CreateAclsResponse_2)

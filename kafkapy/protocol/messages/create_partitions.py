@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -183,12 +183,10 @@ def _d_CreatePartitionsRequest_CreatePartitionsAssignment_2(buf: memoryview, pos
         raise DecodeError('non-nullable array broker_ids is null')
     else:
         f_broker_ids, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreatePartitionsRequest_CreatePartitionsAssignment(f_broker_ids), pos
 
 
@@ -204,12 +202,10 @@ def _d_CreatePartitionsRequest_CreatePartitionsTopic_2(buf: memoryview, pos: int
         for _ in range(n):
             e, pos = _d_CreatePartitionsRequest_CreatePartitionsAssignment_2(buf, pos)
             f_assignments.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreatePartitionsRequest_CreatePartitionsTopic(f_name, f_count, f_assignments), pos
 
 
@@ -224,12 +220,10 @@ def _d_CreatePartitionsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_timeout_ms, f_validate_only, = _S_io.unpack_from(buf, pos)
     pos += 5
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreatePartitionsRequest(f_topics, f_timeout_ms, f_validate_only), pos
 
 
@@ -310,12 +304,10 @@ def _d_CreatePartitionsResponse_CreatePartitionsTopicResult_2(buf: memoryview, p
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreatePartitionsResponse_CreatePartitionsTopicResult(f_name, f_error_code, f_error_message), pos
 
 
@@ -330,12 +322,10 @@ def _d_CreatePartitionsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_CreatePartitionsResponse_CreatePartitionsTopicResult_2(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreatePartitionsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -359,30 +349,12 @@ def _e_CreatePartitionsResponse_2(o: Any, w: bytearray) -> None:
 
 
 CreatePartitionsRequest_CreatePartitionsAssignment._D = (_d_CreatePartitionsRequest_CreatePartitionsAssignment_0, _d_CreatePartitionsRequest_CreatePartitionsAssignment_0, _d_CreatePartitionsRequest_CreatePartitionsAssignment_2, _d_CreatePartitionsRequest_CreatePartitionsAssignment_2)
-
-
 CreatePartitionsRequest_CreatePartitionsAssignment._E = (_e_CreatePartitionsRequest_CreatePartitionsAssignment_0, _e_CreatePartitionsRequest_CreatePartitionsAssignment_0, _e_CreatePartitionsRequest_CreatePartitionsAssignment_2, _e_CreatePartitionsRequest_CreatePartitionsAssignment_2)
-
-
 CreatePartitionsRequest_CreatePartitionsTopic._D = (_d_CreatePartitionsRequest_CreatePartitionsTopic_0, _d_CreatePartitionsRequest_CreatePartitionsTopic_0, _d_CreatePartitionsRequest_CreatePartitionsTopic_2, _d_CreatePartitionsRequest_CreatePartitionsTopic_2)
-
-
 CreatePartitionsRequest_CreatePartitionsTopic._E = (_e_CreatePartitionsRequest_CreatePartitionsTopic_0, _e_CreatePartitionsRequest_CreatePartitionsTopic_0, _e_CreatePartitionsRequest_CreatePartitionsTopic_2, _e_CreatePartitionsRequest_CreatePartitionsTopic_2)
-
-
 CreatePartitionsRequest._D = (_d_CreatePartitionsRequest_0, _d_CreatePartitionsRequest_0, _d_CreatePartitionsRequest_2, _d_CreatePartitionsRequest_2)
-
-
 CreatePartitionsRequest._E = (_e_CreatePartitionsRequest_0, _e_CreatePartitionsRequest_0, _e_CreatePartitionsRequest_2, _e_CreatePartitionsRequest_2)
-
-
 CreatePartitionsResponse_CreatePartitionsTopicResult._D = (_d_CreatePartitionsResponse_CreatePartitionsTopicResult_0, _d_CreatePartitionsResponse_CreatePartitionsTopicResult_0, _d_CreatePartitionsResponse_CreatePartitionsTopicResult_2, _d_CreatePartitionsResponse_CreatePartitionsTopicResult_2)
-
-
 CreatePartitionsResponse_CreatePartitionsTopicResult._E = (_e_CreatePartitionsResponse_CreatePartitionsTopicResult_0, _e_CreatePartitionsResponse_CreatePartitionsTopicResult_0, _e_CreatePartitionsResponse_CreatePartitionsTopicResult_2, _e_CreatePartitionsResponse_CreatePartitionsTopicResult_2)
-
-
 CreatePartitionsResponse._D = (_d_CreatePartitionsResponse_0, _d_CreatePartitionsResponse_0, _d_CreatePartitionsResponse_2, _d_CreatePartitionsResponse_2)
-
-
 CreatePartitionsResponse._E = (_e_CreatePartitionsResponse_0, _e_CreatePartitionsResponse_0, _e_CreatePartitionsResponse_2, _e_CreatePartitionsResponse_2)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -296,24 +296,20 @@ def _d_CreateTopicsRequest_CreatableReplicaAssignment_5(buf: memoryview, pos: in
         raise DecodeError('non-nullable array broker_ids is null')
     else:
         f_broker_ids, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateTopicsRequest_CreatableReplicaAssignment(f_partition_index, f_broker_ids), pos
 
 
 def _d_CreateTopicsRequest_CreatableTopicConfig_5(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_name, pos = _rcstr(buf, pos)
     f_value, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateTopicsRequest_CreatableTopicConfig(f_name, f_value), pos
 
 
@@ -337,12 +333,10 @@ def _d_CreateTopicsRequest_CreatableTopic_5(buf: memoryview, pos: int) -> tuple[
         for _ in range(n):
             e, pos = _d_CreateTopicsRequest_CreatableTopicConfig_5(buf, pos)
             f_configs.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateTopicsRequest_CreatableTopic(f_name, f_num_partitions, f_replication_factor, f_assignments, f_configs), pos
 
 
@@ -357,12 +351,10 @@ def _d_CreateTopicsRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_timeout_ms, f_validate_only, = _S_io.unpack_from(buf, pos)
     pos += 5
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateTopicsRequest(f_topics, f_timeout_ms, f_validate_only), pos
 
 
@@ -515,12 +507,10 @@ def _d_CreateTopicsResponse_CreatableTopicConfigs_5(buf: memoryview, pos: int) -
     f_value, pos = _rcnstr(buf, pos)
     f_read_only, f_config_source, f_is_sensitive, = _S_obo.unpack_from(buf, pos)
     pos += 3
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateTopicsResponse_CreatableTopicConfigs(f_name, f_value, f_read_only, f_config_source, f_is_sensitive), pos
 
 
@@ -540,8 +530,11 @@ def _d_CreateTopicsResponse_CreatableTopicResult_5(buf: memoryview, pos: int) ->
             e, pos = _d_CreateTopicsResponse_CreatableTopicConfigs_5(buf, pos)
             f_configs.append(e)
     f_topic_config_error_code = 0
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -565,12 +558,10 @@ def _d_CreateTopicsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_CreateTopicsResponse_CreatableTopicResult_5(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateTopicsResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -597,7 +588,10 @@ def _e_CreateTopicsResponse_CreatableTopicResult_5(o: Any, w: bytearray) -> None
         w += _S_h.pack(o.topic_config_error_code)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _e_CreateTopicsResponse_5(o: Any, w: bytearray) -> None:
@@ -628,8 +622,11 @@ def _d_CreateTopicsResponse_CreatableTopicResult_7(buf: memoryview, pos: int) ->
             e, pos = _d_CreateTopicsResponse_CreatableTopicConfigs_5(buf, pos)
             f_configs.append(e)
     f_topic_config_error_code = 0
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -653,12 +650,10 @@ def _d_CreateTopicsResponse_7(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_CreateTopicsResponse_CreatableTopicResult_7(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return CreateTopicsResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -678,7 +673,10 @@ def _e_CreateTopicsResponse_CreatableTopicResult_7(o: Any, w: bytearray) -> None
         w += _S_h.pack(o.topic_config_error_code)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _e_CreateTopicsResponse_7(o: Any, w: bytearray) -> None:
@@ -694,42 +692,16 @@ def _e_CreateTopicsResponse_7(o: Any, w: bytearray) -> None:
 
 
 CreateTopicsRequest_CreatableReplicaAssignment._D = (_d_CreateTopicsRequest_CreatableReplicaAssignment_0, _d_CreateTopicsRequest_CreatableReplicaAssignment_0, _d_CreateTopicsRequest_CreatableReplicaAssignment_0, _d_CreateTopicsRequest_CreatableReplicaAssignment_0, _d_CreateTopicsRequest_CreatableReplicaAssignment_0, _d_CreateTopicsRequest_CreatableReplicaAssignment_5, _d_CreateTopicsRequest_CreatableReplicaAssignment_5, _d_CreateTopicsRequest_CreatableReplicaAssignment_5)
-
-
 CreateTopicsRequest_CreatableReplicaAssignment._E = (_e_CreateTopicsRequest_CreatableReplicaAssignment_0, _e_CreateTopicsRequest_CreatableReplicaAssignment_0, _e_CreateTopicsRequest_CreatableReplicaAssignment_0, _e_CreateTopicsRequest_CreatableReplicaAssignment_0, _e_CreateTopicsRequest_CreatableReplicaAssignment_0, _e_CreateTopicsRequest_CreatableReplicaAssignment_5, _e_CreateTopicsRequest_CreatableReplicaAssignment_5, _e_CreateTopicsRequest_CreatableReplicaAssignment_5)
-
-
 CreateTopicsRequest_CreatableTopicConfig._D = (_d_CreateTopicsRequest_CreatableTopicConfig_0, _d_CreateTopicsRequest_CreatableTopicConfig_0, _d_CreateTopicsRequest_CreatableTopicConfig_0, _d_CreateTopicsRequest_CreatableTopicConfig_0, _d_CreateTopicsRequest_CreatableTopicConfig_0, _d_CreateTopicsRequest_CreatableTopicConfig_5, _d_CreateTopicsRequest_CreatableTopicConfig_5, _d_CreateTopicsRequest_CreatableTopicConfig_5)
-
-
 CreateTopicsRequest_CreatableTopicConfig._E = (_e_CreateTopicsRequest_CreatableTopicConfig_0, _e_CreateTopicsRequest_CreatableTopicConfig_0, _e_CreateTopicsRequest_CreatableTopicConfig_0, _e_CreateTopicsRequest_CreatableTopicConfig_0, _e_CreateTopicsRequest_CreatableTopicConfig_0, _e_CreateTopicsRequest_CreatableTopicConfig_5, _e_CreateTopicsRequest_CreatableTopicConfig_5, _e_CreateTopicsRequest_CreatableTopicConfig_5)
-
-
 CreateTopicsRequest_CreatableTopic._D = (_d_CreateTopicsRequest_CreatableTopic_0, _d_CreateTopicsRequest_CreatableTopic_0, _d_CreateTopicsRequest_CreatableTopic_0, _d_CreateTopicsRequest_CreatableTopic_0, _d_CreateTopicsRequest_CreatableTopic_0, _d_CreateTopicsRequest_CreatableTopic_5, _d_CreateTopicsRequest_CreatableTopic_5, _d_CreateTopicsRequest_CreatableTopic_5)
-
-
 CreateTopicsRequest_CreatableTopic._E = (_e_CreateTopicsRequest_CreatableTopic_0, _e_CreateTopicsRequest_CreatableTopic_0, _e_CreateTopicsRequest_CreatableTopic_0, _e_CreateTopicsRequest_CreatableTopic_0, _e_CreateTopicsRequest_CreatableTopic_0, _e_CreateTopicsRequest_CreatableTopic_5, _e_CreateTopicsRequest_CreatableTopic_5, _e_CreateTopicsRequest_CreatableTopic_5)
-
-
 CreateTopicsRequest._D = (_d_CreateTopicsRequest_0, _d_CreateTopicsRequest_1, _d_CreateTopicsRequest_1, _d_CreateTopicsRequest_1, _d_CreateTopicsRequest_1, _d_CreateTopicsRequest_5, _d_CreateTopicsRequest_5, _d_CreateTopicsRequest_5)
-
-
 CreateTopicsRequest._E = (_e_CreateTopicsRequest_0, _e_CreateTopicsRequest_1, _e_CreateTopicsRequest_1, _e_CreateTopicsRequest_1, _e_CreateTopicsRequest_1, _e_CreateTopicsRequest_5, _e_CreateTopicsRequest_5, _e_CreateTopicsRequest_5)
-
-
 CreateTopicsResponse_CreatableTopicConfigs._D = (None, None, None, None, None, _d_CreateTopicsResponse_CreatableTopicConfigs_5, _d_CreateTopicsResponse_CreatableTopicConfigs_5, _d_CreateTopicsResponse_CreatableTopicConfigs_5)
-
-
 CreateTopicsResponse_CreatableTopicConfigs._E = (None, None, None, None, None, _e_CreateTopicsResponse_CreatableTopicConfigs_5, _e_CreateTopicsResponse_CreatableTopicConfigs_5, _e_CreateTopicsResponse_CreatableTopicConfigs_5)
-
-
 CreateTopicsResponse_CreatableTopicResult._D = (_d_CreateTopicsResponse_CreatableTopicResult_0, _d_CreateTopicsResponse_CreatableTopicResult_1, _d_CreateTopicsResponse_CreatableTopicResult_1, _d_CreateTopicsResponse_CreatableTopicResult_1, _d_CreateTopicsResponse_CreatableTopicResult_1, _d_CreateTopicsResponse_CreatableTopicResult_5, _d_CreateTopicsResponse_CreatableTopicResult_5, _d_CreateTopicsResponse_CreatableTopicResult_7)
-
-
 CreateTopicsResponse_CreatableTopicResult._E = (_e_CreateTopicsResponse_CreatableTopicResult_0, _e_CreateTopicsResponse_CreatableTopicResult_1, _e_CreateTopicsResponse_CreatableTopicResult_1, _e_CreateTopicsResponse_CreatableTopicResult_1, _e_CreateTopicsResponse_CreatableTopicResult_1, _e_CreateTopicsResponse_CreatableTopicResult_5, _e_CreateTopicsResponse_CreatableTopicResult_5, _e_CreateTopicsResponse_CreatableTopicResult_7)
-
-
 CreateTopicsResponse._D = (_d_CreateTopicsResponse_0, _d_CreateTopicsResponse_1, _d_CreateTopicsResponse_2, _d_CreateTopicsResponse_2, _d_CreateTopicsResponse_2, _d_CreateTopicsResponse_5, _d_CreateTopicsResponse_5, _d_CreateTopicsResponse_7)
-
-
 CreateTopicsResponse._E = (_e_CreateTopicsResponse_0, _e_CreateTopicsResponse_1, _e_CreateTopicsResponse_2, _e_CreateTopicsResponse_2, _e_CreateTopicsResponse_2, _e_CreateTopicsResponse_5, _e_CreateTopicsResponse_5, _e_CreateTopicsResponse_7)

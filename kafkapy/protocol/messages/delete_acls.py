@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -227,12 +227,10 @@ def _d_DeleteAclsRequest_DeleteAclsFilter_2(buf: memoryview, pos: int) -> tuple[
     f_host_filter, pos = _rcnstr(buf, pos)
     f_operation, f_permission_type, = _S_bb.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteAclsRequest_DeleteAclsFilter(f_resource_type_filter, f_resource_name_filter, f_pattern_type_filter, f_principal_filter, f_host_filter, f_operation, f_permission_type), pos
 
 
@@ -245,12 +243,10 @@ def _d_DeleteAclsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DeleteAclsRequest_DeleteAclsFilter_2(buf, pos)
             f_filters.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteAclsRequest(f_filters), pos
 
 
@@ -443,12 +439,10 @@ def _d_DeleteAclsResponse_DeleteAclsMatchingAcl_2(buf: memoryview, pos: int) -> 
     f_host, pos = _rcstr(buf, pos)
     f_operation, f_permission_type, = _S_bb.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteAclsResponse_DeleteAclsMatchingAcl(f_error_code, f_error_message, f_resource_type, f_resource_name, f_pattern_type, f_principal, f_host, f_operation, f_permission_type), pos
 
 
@@ -464,12 +458,10 @@ def _d_DeleteAclsResponse_DeleteAclsFilterResult_2(buf: memoryview, pos: int) ->
         for _ in range(n):
             e, pos = _d_DeleteAclsResponse_DeleteAclsMatchingAcl_2(buf, pos)
             f_matching_acls.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteAclsResponse_DeleteAclsFilterResult(f_error_code, f_error_message, f_matching_acls), pos
 
 
@@ -484,12 +476,10 @@ def _d_DeleteAclsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DeleteAclsResponse_DeleteAclsFilterResult_2(buf, pos)
             f_filter_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteAclsResponse(f_throttle_time_ms, f_filter_results), pos
 
 
@@ -531,30 +521,12 @@ def _e_DeleteAclsResponse_2(o: Any, w: bytearray) -> None:
 
 
 DeleteAclsRequest_DeleteAclsFilter._D = (_d_DeleteAclsRequest_DeleteAclsFilter_0, _d_DeleteAclsRequest_DeleteAclsFilter_1, _d_DeleteAclsRequest_DeleteAclsFilter_2, _d_DeleteAclsRequest_DeleteAclsFilter_2)
-
-
 DeleteAclsRequest_DeleteAclsFilter._E = (_e_DeleteAclsRequest_DeleteAclsFilter_0, _e_DeleteAclsRequest_DeleteAclsFilter_1, _e_DeleteAclsRequest_DeleteAclsFilter_2, _e_DeleteAclsRequest_DeleteAclsFilter_2)
-
-
 DeleteAclsRequest._D = (_d_DeleteAclsRequest_0, _d_DeleteAclsRequest_1, _d_DeleteAclsRequest_2, _d_DeleteAclsRequest_2)
-
-
 DeleteAclsRequest._E = (_e_DeleteAclsRequest_0, _e_DeleteAclsRequest_1, _e_DeleteAclsRequest_2, _e_DeleteAclsRequest_2)
-
-
 DeleteAclsResponse_DeleteAclsMatchingAcl._D = (_d_DeleteAclsResponse_DeleteAclsMatchingAcl_0, _d_DeleteAclsResponse_DeleteAclsMatchingAcl_1, _d_DeleteAclsResponse_DeleteAclsMatchingAcl_2, _d_DeleteAclsResponse_DeleteAclsMatchingAcl_2)
-
-
 DeleteAclsResponse_DeleteAclsMatchingAcl._E = (_e_DeleteAclsResponse_DeleteAclsMatchingAcl_0, _e_DeleteAclsResponse_DeleteAclsMatchingAcl_1, _e_DeleteAclsResponse_DeleteAclsMatchingAcl_2, _e_DeleteAclsResponse_DeleteAclsMatchingAcl_2)
-
-
 DeleteAclsResponse_DeleteAclsFilterResult._D = (_d_DeleteAclsResponse_DeleteAclsFilterResult_0, _d_DeleteAclsResponse_DeleteAclsFilterResult_1, _d_DeleteAclsResponse_DeleteAclsFilterResult_2, _d_DeleteAclsResponse_DeleteAclsFilterResult_2)
-
-
 DeleteAclsResponse_DeleteAclsFilterResult._E = (_e_DeleteAclsResponse_DeleteAclsFilterResult_0, _e_DeleteAclsResponse_DeleteAclsFilterResult_1, _e_DeleteAclsResponse_DeleteAclsFilterResult_2, _e_DeleteAclsResponse_DeleteAclsFilterResult_2)
-
-
 DeleteAclsResponse._D = (_d_DeleteAclsResponse_0, _d_DeleteAclsResponse_1, _d_DeleteAclsResponse_2, _d_DeleteAclsResponse_2)
-
-
 DeleteAclsResponse._E = (_e_DeleteAclsResponse_0, _e_DeleteAclsResponse_1, _e_DeleteAclsResponse_2, _e_DeleteAclsResponse_2)

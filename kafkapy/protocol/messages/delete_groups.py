@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -106,12 +106,10 @@ def _d_DeleteGroupsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _rcstr(buf, pos)
             f_groups_names.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteGroupsRequest(f_groups_names), pos
 
 
@@ -167,12 +165,10 @@ def _d_DeleteGroupsResponse_DeletableGroupResult_2(buf: memoryview, pos: int) ->
     f_group_id, pos = _rcstr(buf, pos)
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteGroupsResponse_DeletableGroupResult(f_group_id, f_error_code), pos
 
 
@@ -187,12 +183,10 @@ def _d_DeleteGroupsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DeleteGroupsResponse_DeletableGroupResult_2(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteGroupsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -215,18 +209,8 @@ def _e_DeleteGroupsResponse_2(o: Any, w: bytearray) -> None:
 
 
 DeleteGroupsRequest._D = (_d_DeleteGroupsRequest_0, _d_DeleteGroupsRequest_0, _d_DeleteGroupsRequest_2)
-
-
 DeleteGroupsRequest._E = (_e_DeleteGroupsRequest_0, _e_DeleteGroupsRequest_0, _e_DeleteGroupsRequest_2)
-
-
 DeleteGroupsResponse_DeletableGroupResult._D = (_d_DeleteGroupsResponse_DeletableGroupResult_0, _d_DeleteGroupsResponse_DeletableGroupResult_0, _d_DeleteGroupsResponse_DeletableGroupResult_2)
-
-
 DeleteGroupsResponse_DeletableGroupResult._E = (_e_DeleteGroupsResponse_DeletableGroupResult_0, _e_DeleteGroupsResponse_DeletableGroupResult_0, _e_DeleteGroupsResponse_DeletableGroupResult_2)
-
-
 DeleteGroupsResponse._D = (_d_DeleteGroupsResponse_0, _d_DeleteGroupsResponse_0, _d_DeleteGroupsResponse_2)
-
-
 DeleteGroupsResponse._E = (_e_DeleteGroupsResponse_0, _e_DeleteGroupsResponse_0, _e_DeleteGroupsResponse_2)

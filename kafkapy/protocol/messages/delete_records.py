@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -183,12 +183,10 @@ def _e_DeleteRecordsRequest_0(o: Any, w: bytearray) -> None:
 def _d_DeleteRecordsRequest_DeleteRecordsPartition_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_offset, = _S_iq.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteRecordsRequest_DeleteRecordsPartition(f_partition_index, f_offset), pos
 
 
@@ -202,12 +200,10 @@ def _d_DeleteRecordsRequest_DeleteRecordsTopic_2(buf: memoryview, pos: int) -> t
         for _ in range(n):
             e, pos = _d_DeleteRecordsRequest_DeleteRecordsPartition_2(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteRecordsRequest_DeleteRecordsTopic(f_name, f_partitions), pos
 
 
@@ -222,12 +218,10 @@ def _d_DeleteRecordsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_timeout_ms, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteRecordsRequest(f_topics, f_timeout_ms), pos
 
 
@@ -322,12 +316,10 @@ def _e_DeleteRecordsResponse_0(o: Any, w: bytearray) -> None:
 def _d_DeleteRecordsResponse_DeleteRecordsPartitionResult_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_low_watermark, f_error_code, = _S_iqh.unpack_from(buf, pos)
     pos += 14
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteRecordsResponse_DeleteRecordsPartitionResult(f_partition_index, f_low_watermark, f_error_code), pos
 
 
@@ -341,12 +333,10 @@ def _d_DeleteRecordsResponse_DeleteRecordsTopicResult_2(buf: memoryview, pos: in
         for _ in range(n):
             e, pos = _d_DeleteRecordsResponse_DeleteRecordsPartitionResult_2(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteRecordsResponse_DeleteRecordsTopicResult(f_name, f_partitions), pos
 
 
@@ -361,12 +351,10 @@ def _d_DeleteRecordsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DeleteRecordsResponse_DeleteRecordsTopicResult_2(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteRecordsResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -400,36 +388,14 @@ def _e_DeleteRecordsResponse_2(o: Any, w: bytearray) -> None:
 
 
 DeleteRecordsRequest_DeleteRecordsPartition._D = (_d_DeleteRecordsRequest_DeleteRecordsPartition_0, _d_DeleteRecordsRequest_DeleteRecordsPartition_0, _d_DeleteRecordsRequest_DeleteRecordsPartition_2)
-
-
 DeleteRecordsRequest_DeleteRecordsPartition._E = (_e_DeleteRecordsRequest_DeleteRecordsPartition_0, _e_DeleteRecordsRequest_DeleteRecordsPartition_0, _e_DeleteRecordsRequest_DeleteRecordsPartition_2)
-
-
 DeleteRecordsRequest_DeleteRecordsTopic._D = (_d_DeleteRecordsRequest_DeleteRecordsTopic_0, _d_DeleteRecordsRequest_DeleteRecordsTopic_0, _d_DeleteRecordsRequest_DeleteRecordsTopic_2)
-
-
 DeleteRecordsRequest_DeleteRecordsTopic._E = (_e_DeleteRecordsRequest_DeleteRecordsTopic_0, _e_DeleteRecordsRequest_DeleteRecordsTopic_0, _e_DeleteRecordsRequest_DeleteRecordsTopic_2)
-
-
 DeleteRecordsRequest._D = (_d_DeleteRecordsRequest_0, _d_DeleteRecordsRequest_0, _d_DeleteRecordsRequest_2)
-
-
 DeleteRecordsRequest._E = (_e_DeleteRecordsRequest_0, _e_DeleteRecordsRequest_0, _e_DeleteRecordsRequest_2)
-
-
 DeleteRecordsResponse_DeleteRecordsPartitionResult._D = (_d_DeleteRecordsResponse_DeleteRecordsPartitionResult_0, _d_DeleteRecordsResponse_DeleteRecordsPartitionResult_0, _d_DeleteRecordsResponse_DeleteRecordsPartitionResult_2)
-
-
 DeleteRecordsResponse_DeleteRecordsPartitionResult._E = (_e_DeleteRecordsResponse_DeleteRecordsPartitionResult_0, _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_0, _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_2)
-
-
 DeleteRecordsResponse_DeleteRecordsTopicResult._D = (_d_DeleteRecordsResponse_DeleteRecordsTopicResult_0, _d_DeleteRecordsResponse_DeleteRecordsTopicResult_0, _d_DeleteRecordsResponse_DeleteRecordsTopicResult_2)
-
-
 DeleteRecordsResponse_DeleteRecordsTopicResult._E = (_e_DeleteRecordsResponse_DeleteRecordsTopicResult_0, _e_DeleteRecordsResponse_DeleteRecordsTopicResult_0, _e_DeleteRecordsResponse_DeleteRecordsTopicResult_2)
-
-
 DeleteRecordsResponse._D = (_d_DeleteRecordsResponse_0, _d_DeleteRecordsResponse_0, _d_DeleteRecordsResponse_2)
-
-
 DeleteRecordsResponse._E = (_e_DeleteRecordsResponse_0, _e_DeleteRecordsResponse_0, _e_DeleteRecordsResponse_2)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -175,12 +175,10 @@ def _d_DeleteTopicsRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topic_names.append(e)
     f_timeout_ms, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsRequest([], f_topic_names, f_timeout_ms), pos
 
 
@@ -216,12 +214,10 @@ def _d_DeleteTopicsRequest_DeleteTopicState_6(buf: memoryview, pos: int) -> tupl
     f_name, pos = _rcnstr(buf, pos)
     f_topic_id, = _S_u.unpack_from(buf, pos)
     pos += 16
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsRequest_DeleteTopicState(f_name, f_topic_id), pos
 
 
@@ -236,12 +232,10 @@ def _d_DeleteTopicsRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_timeout_ms, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsRequest(f_topics, [], f_timeout_ms), pos
 
 
@@ -326,12 +320,10 @@ def _d_DeleteTopicsResponse_DeletableTopicResult_4(buf: memoryview, pos: int) ->
     f_name, pos = _rcstr(buf, pos)
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsResponse_DeletableTopicResult(f_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_error_code, None), pos
 
 
@@ -346,12 +338,10 @@ def _d_DeleteTopicsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DeleteTopicsResponse_DeletableTopicResult_4(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsResponse(f_throttle_time_ms, f_responses), pos
 
 
@@ -378,12 +368,10 @@ def _d_DeleteTopicsResponse_DeletableTopicResult_5(buf: memoryview, pos: int) ->
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsResponse_DeletableTopicResult(f_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_error_code, f_error_message), pos
 
 
@@ -398,12 +386,10 @@ def _d_DeleteTopicsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DeleteTopicsResponse_DeletableTopicResult_5(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsResponse(f_throttle_time_ms, f_responses), pos
 
 
@@ -431,12 +417,10 @@ def _d_DeleteTopicsResponse_DeletableTopicResult_6(buf: memoryview, pos: int) ->
     f_topic_id, f_error_code, = _S_uh.unpack_from(buf, pos)
     pos += 18
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsResponse_DeletableTopicResult(f_name, f_topic_id, f_error_code, f_error_message), pos
 
 
@@ -451,12 +435,10 @@ def _d_DeleteTopicsResponse_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DeleteTopicsResponse_DeletableTopicResult_6(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DeleteTopicsResponse(f_throttle_time_ms, f_responses), pos
 
 
@@ -480,24 +462,10 @@ def _e_DeleteTopicsResponse_6(o: Any, w: bytearray) -> None:
 
 
 DeleteTopicsRequest_DeleteTopicState._D = (None, None, None, None, None, None, _d_DeleteTopicsRequest_DeleteTopicState_6)
-
-
 DeleteTopicsRequest_DeleteTopicState._E = (None, None, None, None, None, None, _e_DeleteTopicsRequest_DeleteTopicState_6)
-
-
 DeleteTopicsRequest._D = (_d_DeleteTopicsRequest_0, _d_DeleteTopicsRequest_0, _d_DeleteTopicsRequest_0, _d_DeleteTopicsRequest_0, _d_DeleteTopicsRequest_4, _d_DeleteTopicsRequest_4, _d_DeleteTopicsRequest_6)
-
-
 DeleteTopicsRequest._E = (_e_DeleteTopicsRequest_0, _e_DeleteTopicsRequest_1, _e_DeleteTopicsRequest_2, _e_DeleteTopicsRequest_3, _e_DeleteTopicsRequest_4, _e_DeleteTopicsRequest_5, _e_DeleteTopicsRequest_6)
-
-
 DeleteTopicsResponse_DeletableTopicResult._D = (_d_DeleteTopicsResponse_DeletableTopicResult_0, _d_DeleteTopicsResponse_DeletableTopicResult_0, _d_DeleteTopicsResponse_DeletableTopicResult_0, _d_DeleteTopicsResponse_DeletableTopicResult_0, _d_DeleteTopicsResponse_DeletableTopicResult_4, _d_DeleteTopicsResponse_DeletableTopicResult_5, _d_DeleteTopicsResponse_DeletableTopicResult_6)
-
-
 DeleteTopicsResponse_DeletableTopicResult._E = (_e_DeleteTopicsResponse_DeletableTopicResult_0, _e_DeleteTopicsResponse_DeletableTopicResult_0, _e_DeleteTopicsResponse_DeletableTopicResult_0, _e_DeleteTopicsResponse_DeletableTopicResult_0, _e_DeleteTopicsResponse_DeletableTopicResult_4, _e_DeleteTopicsResponse_DeletableTopicResult_5, _e_DeleteTopicsResponse_DeletableTopicResult_6)
-
-
 DeleteTopicsResponse._D = (_d_DeleteTopicsResponse_0, _d_DeleteTopicsResponse_1, _d_DeleteTopicsResponse_1, _d_DeleteTopicsResponse_1, _d_DeleteTopicsResponse_4, _d_DeleteTopicsResponse_5, _d_DeleteTopicsResponse_6)
-
-
 DeleteTopicsResponse._E = (_e_DeleteTopicsResponse_0, _e_DeleteTopicsResponse_1, _e_DeleteTopicsResponse_1, _e_DeleteTopicsResponse_1, _e_DeleteTopicsResponse_4, _e_DeleteTopicsResponse_5, _e_DeleteTopicsResponse_6)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -167,12 +167,10 @@ def _d_DescribeAclsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_host_filter, pos = _rcnstr(buf, pos)
     f_operation, f_permission_type, = _S_bb.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeAclsRequest(f_resource_type_filter, f_resource_name_filter, f_pattern_type_filter, f_principal_filter, f_host_filter, f_operation, f_permission_type), pos
 
 
@@ -316,12 +314,10 @@ def _d_DescribeAclsResponse_AclDescription_2(buf: memoryview, pos: int) -> tuple
     f_host, pos = _rcstr(buf, pos)
     f_operation, f_permission_type, = _S_bb.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeAclsResponse_AclDescription(f_principal, f_host, f_operation, f_permission_type), pos
 
 
@@ -339,12 +335,10 @@ def _d_DescribeAclsResponse_DescribeAclsResource_2(buf: memoryview, pos: int) ->
         for _ in range(n):
             e, pos = _d_DescribeAclsResponse_AclDescription_2(buf, pos)
             f_acls.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeAclsResponse_DescribeAclsResource(f_resource_type, f_resource_name, f_pattern_type, f_acls), pos
 
 
@@ -360,12 +354,10 @@ def _d_DescribeAclsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeAclsResponse_DescribeAclsResource_2(buf, pos)
             f_resources.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeAclsResponse(f_throttle_time_ms, f_error_code, f_error_message, f_resources), pos
 
 
@@ -404,24 +396,10 @@ def _e_DescribeAclsResponse_2(o: Any, w: bytearray) -> None:
 
 
 DescribeAclsRequest._D = (_d_DescribeAclsRequest_0, _d_DescribeAclsRequest_1, _d_DescribeAclsRequest_2, _d_DescribeAclsRequest_2)
-
-
 DescribeAclsRequest._E = (_e_DescribeAclsRequest_0, _e_DescribeAclsRequest_1, _e_DescribeAclsRequest_2, _e_DescribeAclsRequest_2)
-
-
 DescribeAclsResponse_AclDescription._D = (_d_DescribeAclsResponse_AclDescription_0, _d_DescribeAclsResponse_AclDescription_0, _d_DescribeAclsResponse_AclDescription_2, _d_DescribeAclsResponse_AclDescription_2)
-
-
 DescribeAclsResponse_AclDescription._E = (_e_DescribeAclsResponse_AclDescription_0, _e_DescribeAclsResponse_AclDescription_0, _e_DescribeAclsResponse_AclDescription_2, _e_DescribeAclsResponse_AclDescription_2)
-
-
 DescribeAclsResponse_DescribeAclsResource._D = (_d_DescribeAclsResponse_DescribeAclsResource_0, _d_DescribeAclsResponse_DescribeAclsResource_1, _d_DescribeAclsResponse_DescribeAclsResource_2, _d_DescribeAclsResponse_DescribeAclsResource_2)
-
-
 DescribeAclsResponse_DescribeAclsResource._E = (_e_DescribeAclsResponse_DescribeAclsResource_0, _e_DescribeAclsResponse_DescribeAclsResource_1, _e_DescribeAclsResponse_DescribeAclsResource_2, _e_DescribeAclsResponse_DescribeAclsResource_2)
-
-
 DescribeAclsResponse._D = (_d_DescribeAclsResponse_0, _d_DescribeAclsResponse_1, _d_DescribeAclsResponse_2, _d_DescribeAclsResponse_2)
-
-
 DescribeAclsResponse._E = (_e_DescribeAclsResponse_0, _e_DescribeAclsResponse_1, _e_DescribeAclsResponse_2, _e_DescribeAclsResponse_2)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -170,12 +170,10 @@ def _d_DescribeClientQuotasRequest_ComponentData_1(buf: memoryview, pos: int) ->
     f_match_type, = _S_b.unpack_from(buf, pos)
     pos += 1
     f_match, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClientQuotasRequest_ComponentData(f_entity_type, f_match_type, f_match), pos
 
 
@@ -190,12 +188,10 @@ def _d_DescribeClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[Any, in
             f_components.append(e)
     f_strict, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClientQuotasRequest(f_components, f_strict), pos
 
 
@@ -306,12 +302,10 @@ def _e_DescribeClientQuotasResponse_0(o: Any, w: bytearray) -> None:
 def _d_DescribeClientQuotasResponse_EntityData_1(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_entity_type, pos = _rcstr(buf, pos)
     f_entity_name, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClientQuotasResponse_EntityData(f_entity_type, f_entity_name), pos
 
 
@@ -319,12 +313,10 @@ def _d_DescribeClientQuotasResponse_ValueData_1(buf: memoryview, pos: int) -> tu
     f_key, pos = _rcstr(buf, pos)
     f_value, = _S_d.unpack_from(buf, pos)
     pos += 8
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClientQuotasResponse_ValueData(f_key, f_value), pos
 
 
@@ -345,12 +337,10 @@ def _d_DescribeClientQuotasResponse_EntryData_1(buf: memoryview, pos: int) -> tu
         for _ in range(n):
             e, pos = _d_DescribeClientQuotasResponse_ValueData_1(buf, pos)
             f_values.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClientQuotasResponse_EntryData(f_entity, f_values), pos
 
 
@@ -366,12 +356,10 @@ def _d_DescribeClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[Any, i
         for _ in range(n):
             e, pos = _d_DescribeClientQuotasResponse_EntryData_1(buf, pos)
             f_entries.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClientQuotasResponse(f_throttle_time_ms, f_error_code, f_error_message, f_entries), pos
 
 
@@ -417,36 +405,14 @@ def _e_DescribeClientQuotasResponse_1(o: Any, w: bytearray) -> None:
 
 
 DescribeClientQuotasRequest_ComponentData._D = (_d_DescribeClientQuotasRequest_ComponentData_0, _d_DescribeClientQuotasRequest_ComponentData_1)
-
-
 DescribeClientQuotasRequest_ComponentData._E = (_e_DescribeClientQuotasRequest_ComponentData_0, _e_DescribeClientQuotasRequest_ComponentData_1)
-
-
 DescribeClientQuotasRequest._D = (_d_DescribeClientQuotasRequest_0, _d_DescribeClientQuotasRequest_1)
-
-
 DescribeClientQuotasRequest._E = (_e_DescribeClientQuotasRequest_0, _e_DescribeClientQuotasRequest_1)
-
-
 DescribeClientQuotasResponse_EntityData._D = (_d_DescribeClientQuotasResponse_EntityData_0, _d_DescribeClientQuotasResponse_EntityData_1)
-
-
 DescribeClientQuotasResponse_EntityData._E = (_e_DescribeClientQuotasResponse_EntityData_0, _e_DescribeClientQuotasResponse_EntityData_1)
-
-
 DescribeClientQuotasResponse_ValueData._D = (_d_DescribeClientQuotasResponse_ValueData_0, _d_DescribeClientQuotasResponse_ValueData_1)
-
-
 DescribeClientQuotasResponse_ValueData._E = (_e_DescribeClientQuotasResponse_ValueData_0, _e_DescribeClientQuotasResponse_ValueData_1)
-
-
 DescribeClientQuotasResponse_EntryData._D = (_d_DescribeClientQuotasResponse_EntryData_0, _d_DescribeClientQuotasResponse_EntryData_1)
-
-
 DescribeClientQuotasResponse_EntryData._E = (_e_DescribeClientQuotasResponse_EntryData_0, _e_DescribeClientQuotasResponse_EntryData_1)
-
-
 DescribeClientQuotasResponse._D = (_d_DescribeClientQuotasResponse_0, _d_DescribeClientQuotasResponse_1)
-
-
 DescribeClientQuotasResponse._E = (_e_DescribeClientQuotasResponse_0, _e_DescribeClientQuotasResponse_1)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -99,12 +99,10 @@ _S_b = Struct('>b')
 def _d_DescribeClusterRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_include_cluster_authorized_operations, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClusterRequest(f_include_cluster_authorized_operations, 1), pos
 
 
@@ -118,12 +116,10 @@ def _e_DescribeClusterRequest_0(o: Any, w: bytearray) -> None:
 def _d_DescribeClusterRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_include_cluster_authorized_operations, f_endpoint_type, = _S_ob.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClusterRequest(f_include_cluster_authorized_operations, f_endpoint_type), pos
 
 
@@ -139,12 +135,10 @@ def _d_DescribeClusterResponse_DescribeClusterBroker_0(buf: memoryview, pos: int
     f_port, = _S_i.unpack_from(buf, pos)
     pos += 4
     f_rack, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClusterResponse_DescribeClusterBroker(f_broker_id, f_host, f_port, f_rack), pos
 
 
@@ -165,12 +159,10 @@ def _d_DescribeClusterResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_brokers.append(e)
     f_cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClusterResponse(f_throttle_time_ms, f_error_code, f_error_message, 1, f_cluster_id, f_controller_id, f_brokers, f_cluster_authorized_operations), pos
 
 
@@ -217,12 +209,10 @@ def _d_DescribeClusterResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_brokers.append(e)
     f_cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeClusterResponse(f_throttle_time_ms, f_error_code, f_error_message, f_endpoint_type, f_cluster_id, f_controller_id, f_brokers, f_cluster_authorized_operations), pos
 
 
@@ -244,18 +234,8 @@ def _e_DescribeClusterResponse_1(o: Any, w: bytearray) -> None:
 
 
 DescribeClusterRequest._D = (_d_DescribeClusterRequest_0, _d_DescribeClusterRequest_1)
-
-
 DescribeClusterRequest._E = (_e_DescribeClusterRequest_0, _e_DescribeClusterRequest_1)
-
-
 DescribeClusterResponse_DescribeClusterBroker._D = (_d_DescribeClusterResponse_DescribeClusterBroker_0, _d_DescribeClusterResponse_DescribeClusterBroker_0)
-
-
 DescribeClusterResponse_DescribeClusterBroker._E = (_e_DescribeClusterResponse_DescribeClusterBroker_0, _e_DescribeClusterResponse_DescribeClusterBroker_0)
-
-
 DescribeClusterResponse._D = (_d_DescribeClusterResponse_0, _d_DescribeClusterResponse_1)
-
-
 DescribeClusterResponse._E = (_e_DescribeClusterResponse_0, _e_DescribeClusterResponse_1)

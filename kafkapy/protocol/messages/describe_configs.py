@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -277,12 +277,10 @@ def _d_DescribeConfigsRequest_DescribeConfigsResource_4(buf: memoryview, pos: in
         for _ in range(n):
             e, pos = _rcstr(buf, pos)
             f_configuration_keys.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeConfigsRequest_DescribeConfigsResource(f_resource_type, f_resource_name, f_configuration_keys), pos
 
 
@@ -297,12 +295,10 @@ def _d_DescribeConfigsRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_resources.append(e)
     f_include_synonyms, f_include_documentation, = _S_oo.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeConfigsRequest(f_resources, f_include_synonyms, f_include_documentation), pos
 
 
@@ -596,12 +592,10 @@ def _d_DescribeConfigsResponse_DescribeConfigsSynonym_4(buf: memoryview, pos: in
     f_value, pos = _rcnstr(buf, pos)
     f_source, = _S_b.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeConfigsResponse_DescribeConfigsSynonym(f_name, f_value, f_source), pos
 
 
@@ -621,12 +615,10 @@ def _d_DescribeConfigsResponse_DescribeConfigsResourceResult_4(buf: memoryview, 
     f_config_type, = _S_b.unpack_from(buf, pos)
     pos += 1
     f_documentation, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeConfigsResponse_DescribeConfigsResourceResult(f_name, f_value, f_read_only, False, f_config_source, f_is_sensitive, f_synonyms, f_config_type, f_documentation), pos
 
 
@@ -645,12 +637,10 @@ def _d_DescribeConfigsResponse_DescribeConfigsResult_4(buf: memoryview, pos: int
         for _ in range(n):
             e, pos = _d_DescribeConfigsResponse_DescribeConfigsResourceResult_4(buf, pos)
             f_configs.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeConfigsResponse_DescribeConfigsResult(f_error_code, f_error_message, f_resource_type, f_resource_name, f_configs), pos
 
 
@@ -665,12 +655,10 @@ def _d_DescribeConfigsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeConfigsResponse_DescribeConfigsResult_4(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeConfigsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -725,36 +713,14 @@ def _e_DescribeConfigsResponse_4(o: Any, w: bytearray) -> None:
 
 
 DescribeConfigsRequest_DescribeConfigsResource._D = (_d_DescribeConfigsRequest_DescribeConfigsResource_0, _d_DescribeConfigsRequest_DescribeConfigsResource_0, _d_DescribeConfigsRequest_DescribeConfigsResource_0, _d_DescribeConfigsRequest_DescribeConfigsResource_0, _d_DescribeConfigsRequest_DescribeConfigsResource_4)
-
-
 DescribeConfigsRequest_DescribeConfigsResource._E = (_e_DescribeConfigsRequest_DescribeConfigsResource_0, _e_DescribeConfigsRequest_DescribeConfigsResource_0, _e_DescribeConfigsRequest_DescribeConfigsResource_0, _e_DescribeConfigsRequest_DescribeConfigsResource_0, _e_DescribeConfigsRequest_DescribeConfigsResource_4)
-
-
 DescribeConfigsRequest._D = (_d_DescribeConfigsRequest_0, _d_DescribeConfigsRequest_1, _d_DescribeConfigsRequest_1, _d_DescribeConfigsRequest_3, _d_DescribeConfigsRequest_4)
-
-
 DescribeConfigsRequest._E = (_e_DescribeConfigsRequest_0, _e_DescribeConfigsRequest_1, _e_DescribeConfigsRequest_2, _e_DescribeConfigsRequest_3, _e_DescribeConfigsRequest_4)
-
-
 DescribeConfigsResponse_DescribeConfigsSynonym._D = (None, _d_DescribeConfigsResponse_DescribeConfigsSynonym_1, _d_DescribeConfigsResponse_DescribeConfigsSynonym_1, _d_DescribeConfigsResponse_DescribeConfigsSynonym_1, _d_DescribeConfigsResponse_DescribeConfigsSynonym_4)
-
-
 DescribeConfigsResponse_DescribeConfigsSynonym._E = (None, _e_DescribeConfigsResponse_DescribeConfigsSynonym_1, _e_DescribeConfigsResponse_DescribeConfigsSynonym_1, _e_DescribeConfigsResponse_DescribeConfigsSynonym_1, _e_DescribeConfigsResponse_DescribeConfigsSynonym_4)
-
-
 DescribeConfigsResponse_DescribeConfigsResourceResult._D = (_d_DescribeConfigsResponse_DescribeConfigsResourceResult_0, _d_DescribeConfigsResponse_DescribeConfigsResourceResult_1, _d_DescribeConfigsResponse_DescribeConfigsResourceResult_1, _d_DescribeConfigsResponse_DescribeConfigsResourceResult_3, _d_DescribeConfigsResponse_DescribeConfigsResourceResult_4)
-
-
 DescribeConfigsResponse_DescribeConfigsResourceResult._E = (_e_DescribeConfigsResponse_DescribeConfigsResourceResult_0, _e_DescribeConfigsResponse_DescribeConfigsResourceResult_1, _e_DescribeConfigsResponse_DescribeConfigsResourceResult_1, _e_DescribeConfigsResponse_DescribeConfigsResourceResult_3, _e_DescribeConfigsResponse_DescribeConfigsResourceResult_4)
-
-
 DescribeConfigsResponse_DescribeConfigsResult._D = (_d_DescribeConfigsResponse_DescribeConfigsResult_0, _d_DescribeConfigsResponse_DescribeConfigsResult_1, _d_DescribeConfigsResponse_DescribeConfigsResult_1, _d_DescribeConfigsResponse_DescribeConfigsResult_3, _d_DescribeConfigsResponse_DescribeConfigsResult_4)
-
-
 DescribeConfigsResponse_DescribeConfigsResult._E = (_e_DescribeConfigsResponse_DescribeConfigsResult_0, _e_DescribeConfigsResponse_DescribeConfigsResult_1, _e_DescribeConfigsResponse_DescribeConfigsResult_1, _e_DescribeConfigsResponse_DescribeConfigsResult_3, _e_DescribeConfigsResponse_DescribeConfigsResult_4)
-
-
 DescribeConfigsResponse._D = (_d_DescribeConfigsResponse_0, _d_DescribeConfigsResponse_1, _d_DescribeConfigsResponse_1, _d_DescribeConfigsResponse_3, _d_DescribeConfigsResponse_4)
-
-
 DescribeConfigsResponse._E = (_e_DescribeConfigsResponse_0, _e_DescribeConfigsResponse_1, _e_DescribeConfigsResponse_1, _e_DescribeConfigsResponse_3, _e_DescribeConfigsResponse_4)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -194,12 +194,10 @@ def _d_DescribeGroupsRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_groups.append(e)
     f_include_authorized_operations, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeGroupsRequest(f_groups, f_include_authorized_operations), pos
 
 
@@ -478,12 +476,10 @@ def _d_DescribeGroupsResponse_DescribedGroupMember_5(buf: memoryview, pos: int) 
     if f_member_assignment is None:
         raise DecodeError('non-nullable field member_assignment is null')
     f_member_assignment = _copy(f_member_assignment)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeGroupsResponse_DescribedGroupMember(f_member_id, f_group_instance_id, f_client_id, f_client_host, f_member_metadata, f_member_assignment), pos
 
 
@@ -504,12 +500,10 @@ def _d_DescribeGroupsResponse_DescribedGroup_5(buf: memoryview, pos: int) -> tup
             f_members.append(e)
     f_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeGroupsResponse_DescribedGroup(f_error_code, f_group_id, f_group_state, f_protocol_type, f_protocol_data, f_members, f_authorized_operations), pos
 
 
@@ -524,12 +518,10 @@ def _d_DescribeGroupsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeGroupsResponse_DescribedGroup_5(buf, pos)
             f_groups.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeGroupsResponse(f_throttle_time_ms, f_groups), pos
 
 
@@ -573,24 +565,10 @@ def _e_DescribeGroupsResponse_5(o: Any, w: bytearray) -> None:
 
 
 DescribeGroupsRequest._D = (_d_DescribeGroupsRequest_0, _d_DescribeGroupsRequest_0, _d_DescribeGroupsRequest_0, _d_DescribeGroupsRequest_3, _d_DescribeGroupsRequest_3, _d_DescribeGroupsRequest_5)
-
-
 DescribeGroupsRequest._E = (_e_DescribeGroupsRequest_0, _e_DescribeGroupsRequest_1, _e_DescribeGroupsRequest_2, _e_DescribeGroupsRequest_3, _e_DescribeGroupsRequest_3, _e_DescribeGroupsRequest_5)
-
-
 DescribeGroupsResponse_DescribedGroupMember._D = (_d_DescribeGroupsResponse_DescribedGroupMember_0, _d_DescribeGroupsResponse_DescribedGroupMember_0, _d_DescribeGroupsResponse_DescribedGroupMember_0, _d_DescribeGroupsResponse_DescribedGroupMember_0, _d_DescribeGroupsResponse_DescribedGroupMember_4, _d_DescribeGroupsResponse_DescribedGroupMember_5)
-
-
 DescribeGroupsResponse_DescribedGroupMember._E = (_e_DescribeGroupsResponse_DescribedGroupMember_0, _e_DescribeGroupsResponse_DescribedGroupMember_0, _e_DescribeGroupsResponse_DescribedGroupMember_0, _e_DescribeGroupsResponse_DescribedGroupMember_0, _e_DescribeGroupsResponse_DescribedGroupMember_4, _e_DescribeGroupsResponse_DescribedGroupMember_5)
-
-
 DescribeGroupsResponse_DescribedGroup._D = (_d_DescribeGroupsResponse_DescribedGroup_0, _d_DescribeGroupsResponse_DescribedGroup_0, _d_DescribeGroupsResponse_DescribedGroup_0, _d_DescribeGroupsResponse_DescribedGroup_3, _d_DescribeGroupsResponse_DescribedGroup_4, _d_DescribeGroupsResponse_DescribedGroup_5)
-
-
 DescribeGroupsResponse_DescribedGroup._E = (_e_DescribeGroupsResponse_DescribedGroup_0, _e_DescribeGroupsResponse_DescribedGroup_0, _e_DescribeGroupsResponse_DescribedGroup_0, _e_DescribeGroupsResponse_DescribedGroup_3, _e_DescribeGroupsResponse_DescribedGroup_4, _e_DescribeGroupsResponse_DescribedGroup_5)
-
-
 DescribeGroupsResponse._D = (_d_DescribeGroupsResponse_0, _d_DescribeGroupsResponse_1, _d_DescribeGroupsResponse_1, _d_DescribeGroupsResponse_3, _d_DescribeGroupsResponse_4, _d_DescribeGroupsResponse_5)
-
-
 DescribeGroupsResponse._E = (_e_DescribeGroupsResponse_0, _e_DescribeGroupsResponse_1, _e_DescribeGroupsResponse_1, _e_DescribeGroupsResponse_3, _e_DescribeGroupsResponse_4, _e_DescribeGroupsResponse_5)

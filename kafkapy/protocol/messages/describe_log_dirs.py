@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -178,12 +178,10 @@ def _d_DescribeLogDirsRequest_DescribableLogDirTopic_2(buf: memoryview, pos: int
         raise DecodeError('non-nullable array partitions is null')
     else:
         f_partitions, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsRequest_DescribableLogDirTopic(f_topic, f_partitions), pos
 
 
@@ -196,12 +194,10 @@ def _d_DescribeLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeLogDirsRequest_DescribableLogDirTopic_2(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsRequest(f_topics), pos
 
 
@@ -314,12 +310,10 @@ def _e_DescribeLogDirsResponse_0(o: Any, w: bytearray) -> None:
 def _d_DescribeLogDirsResponse_DescribeLogDirsPartition_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_partition_size, f_offset_lag, f_is_future_key, = _S_iqqo.unpack_from(buf, pos)
     pos += 21
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsResponse_DescribeLogDirsPartition(f_partition_index, f_partition_size, f_offset_lag, f_is_future_key), pos
 
 
@@ -333,12 +327,10 @@ def _d_DescribeLogDirsResponse_DescribeLogDirsTopic_2(buf: memoryview, pos: int)
         for _ in range(n):
             e, pos = _d_DescribeLogDirsResponse_DescribeLogDirsPartition_2(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsResponse_DescribeLogDirsTopic(f_name, f_partitions), pos
 
 
@@ -354,12 +346,10 @@ def _d_DescribeLogDirsResponse_DescribeLogDirsResult_2(buf: memoryview, pos: int
         for _ in range(n):
             e, pos = _d_DescribeLogDirsResponse_DescribeLogDirsTopic_2(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsResponse_DescribeLogDirsResult(f_error_code, f_log_dir, f_topics, -1, -1), pos
 
 
@@ -374,12 +364,10 @@ def _d_DescribeLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeLogDirsResponse_DescribeLogDirsResult_2(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsResponse(f_throttle_time_ms, 0, f_results), pos
 
 
@@ -436,12 +424,10 @@ def _d_DescribeLogDirsResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeLogDirsResponse_DescribeLogDirsResult_2(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsResponse(f_throttle_time_ms, f_error_code, f_results), pos
 
 
@@ -471,12 +457,10 @@ def _d_DescribeLogDirsResponse_DescribeLogDirsResult_4(buf: memoryview, pos: int
             f_topics.append(e)
     f_total_bytes, f_usable_bytes, = _S_qq.unpack_from(buf, pos)
     pos += 16
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsResponse_DescribeLogDirsResult(f_error_code, f_log_dir, f_topics, f_total_bytes, f_usable_bytes), pos
 
 
@@ -491,12 +475,10 @@ def _d_DescribeLogDirsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeLogDirsResponse_DescribeLogDirsResult_4(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeLogDirsResponse(f_throttle_time_ms, f_error_code, f_results), pos
 
 
@@ -527,36 +509,14 @@ def _e_DescribeLogDirsResponse_4(o: Any, w: bytearray) -> None:
 
 
 DescribeLogDirsRequest_DescribableLogDirTopic._D = (_d_DescribeLogDirsRequest_DescribableLogDirTopic_0, _d_DescribeLogDirsRequest_DescribableLogDirTopic_0, _d_DescribeLogDirsRequest_DescribableLogDirTopic_2, _d_DescribeLogDirsRequest_DescribableLogDirTopic_2, _d_DescribeLogDirsRequest_DescribableLogDirTopic_2)
-
-
 DescribeLogDirsRequest_DescribableLogDirTopic._E = (_e_DescribeLogDirsRequest_DescribableLogDirTopic_0, _e_DescribeLogDirsRequest_DescribableLogDirTopic_0, _e_DescribeLogDirsRequest_DescribableLogDirTopic_2, _e_DescribeLogDirsRequest_DescribableLogDirTopic_2, _e_DescribeLogDirsRequest_DescribableLogDirTopic_2)
-
-
 DescribeLogDirsRequest._D = (_d_DescribeLogDirsRequest_0, _d_DescribeLogDirsRequest_0, _d_DescribeLogDirsRequest_2, _d_DescribeLogDirsRequest_2, _d_DescribeLogDirsRequest_2)
-
-
 DescribeLogDirsRequest._E = (_e_DescribeLogDirsRequest_0, _e_DescribeLogDirsRequest_0, _e_DescribeLogDirsRequest_2, _e_DescribeLogDirsRequest_2, _e_DescribeLogDirsRequest_2)
-
-
 DescribeLogDirsResponse_DescribeLogDirsPartition._D = (_d_DescribeLogDirsResponse_DescribeLogDirsPartition_0, _d_DescribeLogDirsResponse_DescribeLogDirsPartition_0, _d_DescribeLogDirsResponse_DescribeLogDirsPartition_2, _d_DescribeLogDirsResponse_DescribeLogDirsPartition_2, _d_DescribeLogDirsResponse_DescribeLogDirsPartition_2)
-
-
 DescribeLogDirsResponse_DescribeLogDirsPartition._E = (_e_DescribeLogDirsResponse_DescribeLogDirsPartition_0, _e_DescribeLogDirsResponse_DescribeLogDirsPartition_0, _e_DescribeLogDirsResponse_DescribeLogDirsPartition_2, _e_DescribeLogDirsResponse_DescribeLogDirsPartition_2, _e_DescribeLogDirsResponse_DescribeLogDirsPartition_2)
-
-
 DescribeLogDirsResponse_DescribeLogDirsTopic._D = (_d_DescribeLogDirsResponse_DescribeLogDirsTopic_0, _d_DescribeLogDirsResponse_DescribeLogDirsTopic_0, _d_DescribeLogDirsResponse_DescribeLogDirsTopic_2, _d_DescribeLogDirsResponse_DescribeLogDirsTopic_2, _d_DescribeLogDirsResponse_DescribeLogDirsTopic_2)
-
-
 DescribeLogDirsResponse_DescribeLogDirsTopic._E = (_e_DescribeLogDirsResponse_DescribeLogDirsTopic_0, _e_DescribeLogDirsResponse_DescribeLogDirsTopic_0, _e_DescribeLogDirsResponse_DescribeLogDirsTopic_2, _e_DescribeLogDirsResponse_DescribeLogDirsTopic_2, _e_DescribeLogDirsResponse_DescribeLogDirsTopic_2)
-
-
 DescribeLogDirsResponse_DescribeLogDirsResult._D = (_d_DescribeLogDirsResponse_DescribeLogDirsResult_0, _d_DescribeLogDirsResponse_DescribeLogDirsResult_0, _d_DescribeLogDirsResponse_DescribeLogDirsResult_2, _d_DescribeLogDirsResponse_DescribeLogDirsResult_2, _d_DescribeLogDirsResponse_DescribeLogDirsResult_4)
-
-
 DescribeLogDirsResponse_DescribeLogDirsResult._E = (_e_DescribeLogDirsResponse_DescribeLogDirsResult_0, _e_DescribeLogDirsResponse_DescribeLogDirsResult_0, _e_DescribeLogDirsResponse_DescribeLogDirsResult_2, _e_DescribeLogDirsResponse_DescribeLogDirsResult_2, _e_DescribeLogDirsResponse_DescribeLogDirsResult_4)
-
-
 DescribeLogDirsResponse._D = (_d_DescribeLogDirsResponse_0, _d_DescribeLogDirsResponse_0, _d_DescribeLogDirsResponse_2, _d_DescribeLogDirsResponse_3, _d_DescribeLogDirsResponse_4)
-
-
 DescribeLogDirsResponse._E = (_e_DescribeLogDirsResponse_0, _e_DescribeLogDirsResponse_0, _e_DescribeLogDirsResponse_2, _e_DescribeLogDirsResponse_3, _e_DescribeLogDirsResponse_4)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -136,12 +136,10 @@ def _d_DescribeProducersRequest_TopicRequest_0(buf: memoryview, pos: int) -> tup
         raise DecodeError('non-nullable array partition_indexes is null')
     else:
         f_partition_indexes, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeProducersRequest_TopicRequest(f_name, f_partition_indexes), pos
 
 
@@ -154,12 +152,10 @@ def _d_DescribeProducersRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_DescribeProducersRequest_TopicRequest_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeProducersRequest(f_topics), pos
 
 
@@ -188,12 +184,10 @@ def _e_DescribeProducersRequest_0(o: Any, w: bytearray) -> None:
 def _d_DescribeProducersResponse_ProducerState_0(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_producer_id, f_producer_epoch, f_last_sequence, f_last_timestamp, f_coordinator_epoch, f_current_txn_start_offset, = _S_qiiqiq.unpack_from(buf, pos)
     pos += 36
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeProducersResponse_ProducerState(f_producer_id, f_producer_epoch, f_last_sequence, f_last_timestamp, f_coordinator_epoch, f_current_txn_start_offset), pos
 
 
@@ -209,12 +203,10 @@ def _d_DescribeProducersResponse_PartitionResponse_0(buf: memoryview, pos: int) 
         for _ in range(n):
             e, pos = _d_DescribeProducersResponse_ProducerState_0(buf, pos)
             f_active_producers.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeProducersResponse_PartitionResponse(f_partition_index, f_error_code, f_error_message, f_active_producers), pos
 
 
@@ -228,12 +220,10 @@ def _d_DescribeProducersResponse_TopicResponse_0(buf: memoryview, pos: int) -> t
         for _ in range(n):
             e, pos = _d_DescribeProducersResponse_PartitionResponse_0(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeProducersResponse_TopicResponse(f_name, f_partitions), pos
 
 
@@ -248,12 +238,10 @@ def _d_DescribeProducersResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]
         for _ in range(n):
             e, pos = _d_DescribeProducersResponse_TopicResponse_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeProducersResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -300,36 +288,14 @@ def _e_DescribeProducersResponse_0(o: Any, w: bytearray) -> None:
 
 
 DescribeProducersRequest_TopicRequest._D = (_d_DescribeProducersRequest_TopicRequest_0,)
-
-
 DescribeProducersRequest_TopicRequest._E = (_e_DescribeProducersRequest_TopicRequest_0,)
-
-
 DescribeProducersRequest._D = (_d_DescribeProducersRequest_0,)
-
-
 DescribeProducersRequest._E = (_e_DescribeProducersRequest_0,)
-
-
 DescribeProducersResponse_ProducerState._D = (_d_DescribeProducersResponse_ProducerState_0,)
-
-
 DescribeProducersResponse_ProducerState._E = (_e_DescribeProducersResponse_ProducerState_0,)
-
-
 DescribeProducersResponse_PartitionResponse._D = (_d_DescribeProducersResponse_PartitionResponse_0,)
-
-
 DescribeProducersResponse_PartitionResponse._E = (_e_DescribeProducersResponse_PartitionResponse_0,)
-
-
 DescribeProducersResponse_TopicResponse._D = (_d_DescribeProducersResponse_TopicResponse_0,)
-
-
 DescribeProducersResponse_TopicResponse._E = (_e_DescribeProducersResponse_TopicResponse_0,)
-
-
 DescribeProducersResponse._D = (_d_DescribeProducersResponse_0,)
-
-
 DescribeProducersResponse._E = (_e_DescribeProducersResponse_0,)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -111,12 +111,10 @@ def _d_DescribeTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[Any, in
         for _ in range(n):
             e, pos = _rcstr(buf, pos)
             f_transactional_ids.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeTransactionsRequest(f_transactional_ids), pos
 
 
@@ -138,12 +136,10 @@ def _d_DescribeTransactionsResponse_TopicData_0(buf: memoryview, pos: int) -> tu
         raise DecodeError('non-nullable array partitions is null')
     else:
         f_partitions, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeTransactionsResponse_TopicData(f_topic, f_partitions), pos
 
 
@@ -162,12 +158,10 @@ def _d_DescribeTransactionsResponse_TransactionState_0(buf: memoryview, pos: int
         for _ in range(n):
             e, pos = _d_DescribeTransactionsResponse_TopicData_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeTransactionsResponse_TransactionState(f_error_code, f_transactional_id, f_transaction_state, f_transaction_timeout_ms, f_transaction_start_time_ms, f_producer_id, f_producer_epoch, f_topics), pos
 
 
@@ -182,12 +176,10 @@ def _d_DescribeTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[Any, i
         for _ in range(n):
             e, pos = _d_DescribeTransactionsResponse_TransactionState_0(buf, pos)
             f_transaction_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeTransactionsResponse(f_throttle_time_ms, f_transaction_states), pos
 
 
@@ -230,24 +222,10 @@ def _e_DescribeTransactionsResponse_0(o: Any, w: bytearray) -> None:
 
 
 DescribeTransactionsRequest._D = (_d_DescribeTransactionsRequest_0,)
-
-
 DescribeTransactionsRequest._E = (_e_DescribeTransactionsRequest_0,)
-
-
 DescribeTransactionsResponse_TopicData._D = (_d_DescribeTransactionsResponse_TopicData_0,)
-
-
 DescribeTransactionsResponse_TopicData._E = (_e_DescribeTransactionsResponse_TopicData_0,)
-
-
 DescribeTransactionsResponse_TransactionState._D = (_d_DescribeTransactionsResponse_TransactionState_0,)
-
-
 DescribeTransactionsResponse_TransactionState._E = (_e_DescribeTransactionsResponse_TransactionState_0,)
-
-
 DescribeTransactionsResponse._D = (_d_DescribeTransactionsResponse_0,)
-
-
 DescribeTransactionsResponse._E = (_e_DescribeTransactionsResponse_0,)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -111,12 +111,10 @@ _S_bi = Struct('>bi')
 
 def _d_DescribeUserScramCredentialsRequest_UserName_0(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_name, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeUserScramCredentialsRequest_UserName(f_name), pos
 
 
@@ -129,12 +127,10 @@ def _d_DescribeUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple
         for _ in range(n):
             e, pos = _d_DescribeUserScramCredentialsRequest_UserName_0(buf, pos)
             f_users.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeUserScramCredentialsRequest(f_users), pos
 
 
@@ -155,12 +151,10 @@ def _e_DescribeUserScramCredentialsRequest_0(o: Any, w: bytearray) -> None:
 def _d_DescribeUserScramCredentialsResponse_CredentialInfo_0(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_mechanism, f_iterations, = _S_bi.unpack_from(buf, pos)
     pos += 5
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeUserScramCredentialsResponse_CredentialInfo(f_mechanism, f_iterations), pos
 
 
@@ -177,12 +171,10 @@ def _d_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_0
         for _ in range(n):
             e, pos = _d_DescribeUserScramCredentialsResponse_CredentialInfo_0(buf, pos)
             f_credential_infos.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult(f_user, f_error_code, f_error_message, f_credential_infos), pos
 
 
@@ -198,12 +190,10 @@ def _d_DescribeUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tupl
         for _ in range(n):
             e, pos = _d_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_0(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return DescribeUserScramCredentialsResponse(f_throttle_time_ms, f_error_code, f_error_message, f_results), pos
 
 
@@ -240,30 +230,12 @@ def _e_DescribeUserScramCredentialsResponse_0(o: Any, w: bytearray) -> None:
 
 
 DescribeUserScramCredentialsRequest_UserName._D = (_d_DescribeUserScramCredentialsRequest_UserName_0,)
-
-
 DescribeUserScramCredentialsRequest_UserName._E = (_e_DescribeUserScramCredentialsRequest_UserName_0,)
-
-
 DescribeUserScramCredentialsRequest._D = (_d_DescribeUserScramCredentialsRequest_0,)
-
-
 DescribeUserScramCredentialsRequest._E = (_e_DescribeUserScramCredentialsRequest_0,)
-
-
 DescribeUserScramCredentialsResponse_CredentialInfo._D = (_d_DescribeUserScramCredentialsResponse_CredentialInfo_0,)
-
-
 DescribeUserScramCredentialsResponse_CredentialInfo._E = (_e_DescribeUserScramCredentialsResponse_CredentialInfo_0,)
-
-
 DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult._D = (_d_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_0,)
-
-
 DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult._E = (_e_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_0,)
-
-
 DescribeUserScramCredentialsResponse._D = (_d_DescribeUserScramCredentialsResponse_0,)
-
-
 DescribeUserScramCredentialsResponse._E = (_e_DescribeUserScramCredentialsResponse_0,)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -189,12 +189,10 @@ def _d_ElectLeadersRequest_TopicPartitions_2(buf: memoryview, pos: int) -> tuple
         raise DecodeError('non-nullable array partitions is null')
     else:
         f_partitions, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ElectLeadersRequest_TopicPartitions(f_topic, f_partitions), pos
 
 
@@ -211,12 +209,10 @@ def _d_ElectLeadersRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topic_partitions.append(e)
     f_timeout_ms, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ElectLeadersRequest(f_election_type, f_topic_partitions, f_timeout_ms), pos
 
 
@@ -332,12 +328,10 @@ def _d_ElectLeadersResponse_PartitionResult_2(buf: memoryview, pos: int) -> tupl
     f_partition_id, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ElectLeadersResponse_PartitionResult(f_partition_id, f_error_code, f_error_message), pos
 
 
@@ -351,12 +345,10 @@ def _d_ElectLeadersResponse_ReplicaElectionResult_2(buf: memoryview, pos: int) -
         for _ in range(n):
             e, pos = _d_ElectLeadersResponse_PartitionResult_2(buf, pos)
             f_partition_result.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ElectLeadersResponse_ReplicaElectionResult(f_topic, f_partition_result), pos
 
 
@@ -371,12 +363,10 @@ def _d_ElectLeadersResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ElectLeadersResponse_ReplicaElectionResult_2(buf, pos)
             f_replica_election_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ElectLeadersResponse(f_throttle_time_ms, f_error_code, f_replica_election_results), pos
 
 
@@ -411,30 +401,12 @@ def _e_ElectLeadersResponse_2(o: Any, w: bytearray) -> None:
 
 
 ElectLeadersRequest_TopicPartitions._D = (_d_ElectLeadersRequest_TopicPartitions_0, _d_ElectLeadersRequest_TopicPartitions_0, _d_ElectLeadersRequest_TopicPartitions_2)
-
-
 ElectLeadersRequest_TopicPartitions._E = (_e_ElectLeadersRequest_TopicPartitions_0, _e_ElectLeadersRequest_TopicPartitions_0, _e_ElectLeadersRequest_TopicPartitions_2)
-
-
 ElectLeadersRequest._D = (_d_ElectLeadersRequest_0, _d_ElectLeadersRequest_1, _d_ElectLeadersRequest_2)
-
-
 ElectLeadersRequest._E = (_e_ElectLeadersRequest_0, _e_ElectLeadersRequest_1, _e_ElectLeadersRequest_2)
-
-
 ElectLeadersResponse_PartitionResult._D = (_d_ElectLeadersResponse_PartitionResult_0, _d_ElectLeadersResponse_PartitionResult_0, _d_ElectLeadersResponse_PartitionResult_2)
-
-
 ElectLeadersResponse_PartitionResult._E = (_e_ElectLeadersResponse_PartitionResult_0, _e_ElectLeadersResponse_PartitionResult_0, _e_ElectLeadersResponse_PartitionResult_2)
-
-
 ElectLeadersResponse_ReplicaElectionResult._D = (_d_ElectLeadersResponse_ReplicaElectionResult_0, _d_ElectLeadersResponse_ReplicaElectionResult_0, _d_ElectLeadersResponse_ReplicaElectionResult_2)
-
-
 ElectLeadersResponse_ReplicaElectionResult._E = (_e_ElectLeadersResponse_ReplicaElectionResult_0, _e_ElectLeadersResponse_ReplicaElectionResult_0, _e_ElectLeadersResponse_ReplicaElectionResult_2)
-
-
 ElectLeadersResponse._D = (_d_ElectLeadersResponse_0, _d_ElectLeadersResponse_1, _d_ElectLeadersResponse_2)
-
-
 ElectLeadersResponse._E = (_e_ElectLeadersResponse_0, _e_ElectLeadersResponse_1, _e_ElectLeadersResponse_2)

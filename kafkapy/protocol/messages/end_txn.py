@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -82,12 +82,10 @@ def _d_EndTxnRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_transactional_id, pos = _rcstr(buf, pos)
     f_producer_id, f_producer_epoch, f_committed, = _S_qho.unpack_from(buf, pos)
     pos += 11
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return EndTxnRequest(f_transactional_id, f_producer_id, f_producer_epoch, f_committed), pos
 
 
@@ -110,12 +108,10 @@ def _e_EndTxnResponse_0(o: Any, w: bytearray) -> None:
 def _d_EndTxnResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_throttle_time_ms, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return EndTxnResponse(f_throttle_time_ms, f_error_code), pos
 
 
@@ -125,12 +121,6 @@ def _e_EndTxnResponse_3(o: Any, w: bytearray) -> None:
 
 
 EndTxnRequest._D = (_d_EndTxnRequest_0, _d_EndTxnRequest_0, _d_EndTxnRequest_0, _d_EndTxnRequest_3, _d_EndTxnRequest_3)
-
-
 EndTxnRequest._E = (_e_EndTxnRequest_0, _e_EndTxnRequest_0, _e_EndTxnRequest_0, _e_EndTxnRequest_3, _e_EndTxnRequest_3)
-
-
 EndTxnResponse._D = (_d_EndTxnResponse_0, _d_EndTxnResponse_0, _d_EndTxnResponse_0, _d_EndTxnResponse_3, _d_EndTxnResponse_3)
-
-
 EndTxnResponse._E = (_e_EndTxnResponse_0, _e_EndTxnResponse_0, _e_EndTxnResponse_0, _e_EndTxnResponse_3, _e_EndTxnResponse_3)

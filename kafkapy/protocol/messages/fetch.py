@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -345,7 +345,7 @@ def _e_FetchRequest_FetchTopic_0(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_0(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 0')
     if o.forgotten_topics_data is None or o.forgotten_topics_data:
         raise ValueError('FetchRequest.forgotten_topics_data is not supported in version 0')
@@ -377,7 +377,7 @@ def _e_FetchRequest_FetchTopic_1(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_1(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 1')
     if o.forgotten_topics_data is None or o.forgotten_topics_data:
         raise ValueError('FetchRequest.forgotten_topics_data is not supported in version 1')
@@ -409,7 +409,7 @@ def _e_FetchRequest_FetchTopic_2(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_2(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 2')
     if o.forgotten_topics_data is None or o.forgotten_topics_data:
         raise ValueError('FetchRequest.forgotten_topics_data is not supported in version 2')
@@ -455,7 +455,7 @@ def _e_FetchRequest_FetchTopic_3(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_3(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 3')
     if o.forgotten_topics_data is None or o.forgotten_topics_data:
         raise ValueError('FetchRequest.forgotten_topics_data is not supported in version 3')
@@ -501,7 +501,7 @@ def _e_FetchRequest_FetchTopic_4(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_4(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 4')
     if o.forgotten_topics_data is None or o.forgotten_topics_data:
         raise ValueError('FetchRequest.forgotten_topics_data is not supported in version 4')
@@ -566,7 +566,7 @@ def _e_FetchRequest_FetchTopic_5(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_5(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 5')
     if o.forgotten_topics_data is None or o.forgotten_topics_data:
         raise ValueError('FetchRequest.forgotten_topics_data is not supported in version 5')
@@ -598,7 +598,7 @@ def _e_FetchRequest_FetchTopic_6(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_6(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 6')
     if o.forgotten_topics_data is None or o.forgotten_topics_data:
         raise ValueError('FetchRequest.forgotten_topics_data is not supported in version 6')
@@ -672,7 +672,7 @@ def _e_FetchRequest_ForgottenTopic_7(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_7(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 7')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -709,7 +709,7 @@ def _e_FetchRequest_FetchTopic_8(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_8(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 8')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -787,7 +787,7 @@ def _e_FetchRequest_FetchTopic_9(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_9(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 9')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -824,7 +824,7 @@ def _e_FetchRequest_FetchTopic_10(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_10(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 10')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -884,7 +884,7 @@ def _e_FetchRequest_FetchTopic_11(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_11(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 11')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -907,12 +907,10 @@ def _e_FetchRequest_11(o: Any, w: bytearray) -> None:
 def _d_FetchRequest_FetchPartition_12(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition, f_current_leader_epoch, f_fetch_offset, f_last_fetched_epoch, f_log_start_offset, f_partition_max_bytes, = _S_iiqiqi.unpack_from(buf, pos)
     pos += 32
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchRequest_FetchPartition(f_partition, f_current_leader_epoch, f_fetch_offset, f_last_fetched_epoch, f_log_start_offset, f_partition_max_bytes, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'), pos
 
 
@@ -926,12 +924,10 @@ def _d_FetchRequest_FetchTopic_12(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_FetchRequest_FetchPartition_12(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchRequest_FetchTopic(f_topic, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partitions), pos
 
 
@@ -942,12 +938,10 @@ def _d_FetchRequest_ForgottenTopic_12(buf: memoryview, pos: int) -> tuple[Any, i
         raise DecodeError('non-nullable array partitions is null')
     else:
         f_partitions, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchRequest_ForgottenTopic(f_topic, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partitions), pos
 
 
@@ -972,8 +966,11 @@ def _d_FetchRequest_12(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_forgotten_topics_data.append(e)
     f_rack_id, pos = _rcstr(buf, pos)
     f_cluster_id = None
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -1014,7 +1011,7 @@ def _e_FetchRequest_ForgottenTopic_12(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_12(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 12')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -1038,7 +1035,10 @@ def _e_FetchRequest_12(o: Any, w: bytearray) -> None:
         _wcnstr(w, o.cluster_id)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _d_FetchRequest_FetchTopic_13(buf: memoryview, pos: int) -> tuple[Any, int]:
@@ -1052,12 +1052,10 @@ def _d_FetchRequest_FetchTopic_13(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_FetchRequest_FetchPartition_12(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchRequest_FetchTopic('', f_topic_id, f_partitions), pos
 
 
@@ -1069,12 +1067,10 @@ def _d_FetchRequest_ForgottenTopic_13(buf: memoryview, pos: int) -> tuple[Any, i
         raise DecodeError('non-nullable array partitions is null')
     else:
         f_partitions, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchRequest_ForgottenTopic('', f_topic_id, f_partitions), pos
 
 
@@ -1099,8 +1095,11 @@ def _d_FetchRequest_13(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_forgotten_topics_data.append(e)
     f_rack_id, pos = _rcstr(buf, pos)
     f_cluster_id = None
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -1136,7 +1135,7 @@ def _e_FetchRequest_ForgottenTopic_13(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_13(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 13')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -1160,11 +1159,14 @@ def _e_FetchRequest_13(o: Any, w: bytearray) -> None:
         _wcnstr(w, o.cluster_id)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _e_FetchRequest_14(o: Any, w: bytearray) -> None:
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         raise ValueError('FetchRequest.replica_state is not supported in version 14')
     w += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     a = o.topics
@@ -1188,18 +1190,19 @@ def _e_FetchRequest_14(o: Any, w: bytearray) -> None:
         _wcnstr(w, o.cluster_id)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _d_FetchRequest_ReplicaState_15(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_replica_id, f_replica_epoch, = _S_iq.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchRequest_ReplicaState(f_replica_id, f_replica_epoch), pos
 
 
@@ -1225,8 +1228,11 @@ def _d_FetchRequest_15(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_rack_id, pos = _rcstr(buf, pos)
     f_cluster_id = None
     f_replica_state = FetchRequest_ReplicaState()
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -1272,12 +1278,15 @@ def _e_FetchRequest_15(o: Any, w: bytearray) -> None:
         _wcnstr(w, o.cluster_id)
         tags.append((0, w))
         w = outer
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         outer, w = w, bytearray()
         _e_FetchRequest_ReplicaState_15(o.replica_state, w)
         tags.append((1, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _e_FetchRequest_16(o: Any, w: bytearray) -> None:
@@ -1305,20 +1314,26 @@ def _e_FetchRequest_16(o: Any, w: bytearray) -> None:
         _wcnstr(w, o.cluster_id)
         tags.append((0, w))
         w = outer
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         outer, w = w, bytearray()
         _e_FetchRequest_ReplicaState_15(o.replica_state, w)
         tags.append((1, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _d_FetchRequest_FetchPartition_17(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition, f_current_leader_epoch, f_fetch_offset, f_last_fetched_epoch, f_log_start_offset, f_partition_max_bytes, = _S_iiqiqi.unpack_from(buf, pos)
     pos += 32
     f_replica_directory_id = b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -1342,12 +1357,10 @@ def _d_FetchRequest_FetchTopic_17(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_FetchRequest_FetchPartition_17(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchRequest_FetchTopic('', f_topic_id, f_partitions), pos
 
 
@@ -1373,8 +1386,11 @@ def _d_FetchRequest_17(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_rack_id, pos = _rcstr(buf, pos)
     f_cluster_id = None
     f_replica_state = FetchRequest_ReplicaState()
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -1398,7 +1414,10 @@ def _e_FetchRequest_FetchPartition_17(o: Any, w: bytearray) -> None:
         w += _S_u.pack(o.replica_directory_id)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _e_FetchRequest_FetchTopic_17(o: Any, w: bytearray) -> None:
@@ -1438,12 +1457,15 @@ def _e_FetchRequest_17(o: Any, w: bytearray) -> None:
         _wcnstr(w, o.cluster_id)
         tags.append((0, w))
         w = outer
-    if not _isdef_FetchRequest_ReplicaState(o.replica_state):
+    if not (o.replica_state.replica_id == -1 and o.replica_state.replica_epoch == -1):
         outer, w = w, bytearray()
         _e_FetchRequest_ReplicaState_15(o.replica_state, w)
         tags.append((1, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _d_FetchResponse_PartitionData_0(buf: memoryview, pos: int) -> tuple[Any, int]:
@@ -1806,48 +1828,40 @@ def _e_FetchResponse_11(o: Any, out: list, w: bytearray) -> bytearray:
 def _d_FetchResponse_AbortedTransaction_12(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_producer_id, f_first_offset, = _S_qq.unpack_from(buf, pos)
     pos += 16
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse_AbortedTransaction(f_producer_id, f_first_offset), pos
 
 
 def _d_FetchResponse_EpochEndOffset_12(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_epoch, f_end_offset, = _S_iq.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse_EpochEndOffset(f_epoch, f_end_offset), pos
 
 
 def _d_FetchResponse_LeaderIdAndEpoch_12(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_leader_id, f_leader_epoch, = _S_ii.unpack_from(buf, pos)
     pos += 8
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse_LeaderIdAndEpoch(f_leader_id, f_leader_epoch), pos
 
 
 def _d_FetchResponse_SnapshotId_12(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_end_offset, f_epoch, = _S_qi.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse_SnapshotId(f_end_offset, f_epoch), pos
 
 
@@ -1868,8 +1882,11 @@ def _d_FetchResponse_PartitionData_12(buf: memoryview, pos: int) -> tuple[Any, i
     f_diverging_epoch = FetchResponse_EpochEndOffset()
     f_current_leader = FetchResponse_LeaderIdAndEpoch()
     f_snapshot_id = FetchResponse_SnapshotId()
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -1899,12 +1916,10 @@ def _d_FetchResponse_FetchableTopicResponse_12(buf: memoryview, pos: int) -> tup
         for _ in range(n):
             e, pos = _d_FetchResponse_PartitionData_12(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse_FetchableTopicResponse(f_topic, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partitions), pos
 
 
@@ -1919,12 +1934,10 @@ def _d_FetchResponse_12(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_FetchResponse_FetchableTopicResponse_12(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse(f_throttle_time_ms, f_error_code, f_session_id, f_responses, []), pos
 
 
@@ -1958,22 +1971,25 @@ def _e_FetchResponse_PartitionData_12(o: Any, out: list, w: bytearray) -> bytear
     w += _S_i.pack(o.preferred_read_replica)
     w = _wrecords(out, w, o.records, True)
     tags = []
-    if not _isdef_FetchResponse_EpochEndOffset(o.diverging_epoch):
+    if not (o.diverging_epoch.epoch == -1 and o.diverging_epoch.end_offset == -1):
         outer, w = w, bytearray()
         _e_FetchResponse_EpochEndOffset_12(o.diverging_epoch, w)
         tags.append((0, w))
         w = outer
-    if not _isdef_FetchResponse_LeaderIdAndEpoch(o.current_leader):
+    if not (o.current_leader.leader_id == -1 and o.current_leader.leader_epoch == -1):
         outer, w = w, bytearray()
         _e_FetchResponse_LeaderIdAndEpoch_12(o.current_leader, w)
         tags.append((1, w))
         w = outer
-    if not _isdef_FetchResponse_SnapshotId(o.snapshot_id):
+    if not (o.snapshot_id.end_offset == -1 and o.snapshot_id.epoch == -1):
         outer, w = w, bytearray()
         _e_FetchResponse_SnapshotId_12(o.snapshot_id, w)
         tags.append((2, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
     return w
 
 
@@ -2014,12 +2030,10 @@ def _d_FetchResponse_FetchableTopicResponse_13(buf: memoryview, pos: int) -> tup
         for _ in range(n):
             e, pos = _d_FetchResponse_PartitionData_12(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse_FetchableTopicResponse('', f_topic_id, f_partitions), pos
 
 
@@ -2034,12 +2048,10 @@ def _d_FetchResponse_13(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_FetchResponse_FetchableTopicResponse_13(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse(f_throttle_time_ms, f_error_code, f_session_id, f_responses, []), pos
 
 
@@ -2076,12 +2088,10 @@ def _d_FetchResponse_NodeEndpoint_16(buf: memoryview, pos: int) -> tuple[Any, in
     f_port, = _S_i.unpack_from(buf, pos)
     pos += 4
     f_rack, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FetchResponse_NodeEndpoint(f_node_id, f_host, f_port, f_rack), pos
 
 
@@ -2097,8 +2107,11 @@ def _d_FetchResponse_16(buf: memoryview, pos: int) -> tuple[Any, int]:
             e, pos = _d_FetchResponse_FetchableTopicResponse_13(buf, pos)
             f_responses.append(e)
     f_node_endpoints = []
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -2146,124 +2159,39 @@ def _e_FetchResponse_16(o: Any, out: list, w: bytearray) -> bytearray:
                 _e_FetchResponse_NodeEndpoint_16(e, w)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
     return w
 
 
-def _isdef_FetchRequest_ReplicaState(o: Any) -> bool:
-    return (
-            type(o) is FetchRequest_ReplicaState and
-            o.replica_id == -1 and
-            o.replica_epoch == -1
-    )
-
-
-def _isdef_FetchResponse_EpochEndOffset(o: Any) -> bool:
-    return (
-            type(o) is FetchResponse_EpochEndOffset and
-            o.epoch == -1 and
-            o.end_offset == -1
-    )
-
-
-def _isdef_FetchResponse_LeaderIdAndEpoch(o: Any) -> bool:
-    return (
-            type(o) is FetchResponse_LeaderIdAndEpoch and
-            o.leader_id == -1 and
-            o.leader_epoch == -1
-    )
-
-
-def _isdef_FetchResponse_SnapshotId(o: Any) -> bool:
-    return (
-            type(o) is FetchResponse_SnapshotId and
-            o.end_offset == -1 and
-            o.epoch == -1
-    )
-
-
 FetchRequest_ReplicaState._D = (None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, _d_FetchRequest_ReplicaState_15, _d_FetchRequest_ReplicaState_15, _d_FetchRequest_ReplicaState_15)
-
-
 FetchRequest_ReplicaState._E = (None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, _e_FetchRequest_ReplicaState_15, _e_FetchRequest_ReplicaState_15, _e_FetchRequest_ReplicaState_15)
-
-
 FetchRequest_FetchPartition._D = (_d_FetchRequest_FetchPartition_0, _d_FetchRequest_FetchPartition_0, _d_FetchRequest_FetchPartition_0, _d_FetchRequest_FetchPartition_0, _d_FetchRequest_FetchPartition_0, _d_FetchRequest_FetchPartition_5, _d_FetchRequest_FetchPartition_5, _d_FetchRequest_FetchPartition_5, _d_FetchRequest_FetchPartition_5, _d_FetchRequest_FetchPartition_9, _d_FetchRequest_FetchPartition_9, _d_FetchRequest_FetchPartition_9, _d_FetchRequest_FetchPartition_12, _d_FetchRequest_FetchPartition_12, _d_FetchRequest_FetchPartition_12, _d_FetchRequest_FetchPartition_12, _d_FetchRequest_FetchPartition_12, _d_FetchRequest_FetchPartition_17)
-
-
 FetchRequest_FetchPartition._E = (_e_FetchRequest_FetchPartition_0, _e_FetchRequest_FetchPartition_1, _e_FetchRequest_FetchPartition_2, _e_FetchRequest_FetchPartition_3, _e_FetchRequest_FetchPartition_4, _e_FetchRequest_FetchPartition_5, _e_FetchRequest_FetchPartition_6, _e_FetchRequest_FetchPartition_7, _e_FetchRequest_FetchPartition_8, _e_FetchRequest_FetchPartition_9, _e_FetchRequest_FetchPartition_10, _e_FetchRequest_FetchPartition_11, _e_FetchRequest_FetchPartition_12, _e_FetchRequest_FetchPartition_12, _e_FetchRequest_FetchPartition_12, _e_FetchRequest_FetchPartition_12, _e_FetchRequest_FetchPartition_12, _e_FetchRequest_FetchPartition_17)
-
-
 FetchRequest_FetchTopic._D = (_d_FetchRequest_FetchTopic_0, _d_FetchRequest_FetchTopic_0, _d_FetchRequest_FetchTopic_0, _d_FetchRequest_FetchTopic_0, _d_FetchRequest_FetchTopic_0, _d_FetchRequest_FetchTopic_5, _d_FetchRequest_FetchTopic_5, _d_FetchRequest_FetchTopic_5, _d_FetchRequest_FetchTopic_5, _d_FetchRequest_FetchTopic_9, _d_FetchRequest_FetchTopic_9, _d_FetchRequest_FetchTopic_9, _d_FetchRequest_FetchTopic_12, _d_FetchRequest_FetchTopic_13, _d_FetchRequest_FetchTopic_13, _d_FetchRequest_FetchTopic_13, _d_FetchRequest_FetchTopic_13, _d_FetchRequest_FetchTopic_17)
-
-
 FetchRequest_FetchTopic._E = (_e_FetchRequest_FetchTopic_0, _e_FetchRequest_FetchTopic_1, _e_FetchRequest_FetchTopic_2, _e_FetchRequest_FetchTopic_3, _e_FetchRequest_FetchTopic_4, _e_FetchRequest_FetchTopic_5, _e_FetchRequest_FetchTopic_6, _e_FetchRequest_FetchTopic_7, _e_FetchRequest_FetchTopic_8, _e_FetchRequest_FetchTopic_9, _e_FetchRequest_FetchTopic_10, _e_FetchRequest_FetchTopic_11, _e_FetchRequest_FetchTopic_12, _e_FetchRequest_FetchTopic_13, _e_FetchRequest_FetchTopic_13, _e_FetchRequest_FetchTopic_13, _e_FetchRequest_FetchTopic_13, _e_FetchRequest_FetchTopic_17)
-
-
 FetchRequest_ForgottenTopic._D = (None, None, None, None, None, None, None, _d_FetchRequest_ForgottenTopic_7, _d_FetchRequest_ForgottenTopic_7, _d_FetchRequest_ForgottenTopic_7, _d_FetchRequest_ForgottenTopic_7, _d_FetchRequest_ForgottenTopic_7, _d_FetchRequest_ForgottenTopic_12, _d_FetchRequest_ForgottenTopic_13, _d_FetchRequest_ForgottenTopic_13, _d_FetchRequest_ForgottenTopic_13, _d_FetchRequest_ForgottenTopic_13, _d_FetchRequest_ForgottenTopic_13)
-
-
 FetchRequest_ForgottenTopic._E = (None, None, None, None, None, None, None, _e_FetchRequest_ForgottenTopic_7, _e_FetchRequest_ForgottenTopic_7, _e_FetchRequest_ForgottenTopic_7, _e_FetchRequest_ForgottenTopic_7, _e_FetchRequest_ForgottenTopic_7, _e_FetchRequest_ForgottenTopic_12, _e_FetchRequest_ForgottenTopic_13, _e_FetchRequest_ForgottenTopic_13, _e_FetchRequest_ForgottenTopic_13, _e_FetchRequest_ForgottenTopic_13, _e_FetchRequest_ForgottenTopic_13)
-
-
 FetchRequest._D = (_d_FetchRequest_0, _d_FetchRequest_0, _d_FetchRequest_0, _d_FetchRequest_3, _d_FetchRequest_4, _d_FetchRequest_5, _d_FetchRequest_5, _d_FetchRequest_7, _d_FetchRequest_7, _d_FetchRequest_9, _d_FetchRequest_9, _d_FetchRequest_11, _d_FetchRequest_12, _d_FetchRequest_13, _d_FetchRequest_13, _d_FetchRequest_15, _d_FetchRequest_15, _d_FetchRequest_17)
-
-
 FetchRequest._E = (_e_FetchRequest_0, _e_FetchRequest_1, _e_FetchRequest_2, _e_FetchRequest_3, _e_FetchRequest_4, _e_FetchRequest_5, _e_FetchRequest_6, _e_FetchRequest_7, _e_FetchRequest_8, _e_FetchRequest_9, _e_FetchRequest_10, _e_FetchRequest_11, _e_FetchRequest_12, _e_FetchRequest_13, _e_FetchRequest_14, _e_FetchRequest_15, _e_FetchRequest_16, _e_FetchRequest_17)
-
-
 FetchResponse_EpochEndOffset._D = (None, None, None, None, None, None, None, None, None, None, None, None, _d_FetchResponse_EpochEndOffset_12, _d_FetchResponse_EpochEndOffset_12, _d_FetchResponse_EpochEndOffset_12, _d_FetchResponse_EpochEndOffset_12, _d_FetchResponse_EpochEndOffset_12, _d_FetchResponse_EpochEndOffset_12)
-
-
 FetchResponse_EpochEndOffset._E = (None, None, None, None, None, None, None, None, None, None, None, None, _e_FetchResponse_EpochEndOffset_12, _e_FetchResponse_EpochEndOffset_12, _e_FetchResponse_EpochEndOffset_12, _e_FetchResponse_EpochEndOffset_12, _e_FetchResponse_EpochEndOffset_12, _e_FetchResponse_EpochEndOffset_12)
-
-
 FetchResponse_LeaderIdAndEpoch._D = (None, None, None, None, None, None, None, None, None, None, None, None, _d_FetchResponse_LeaderIdAndEpoch_12, _d_FetchResponse_LeaderIdAndEpoch_12, _d_FetchResponse_LeaderIdAndEpoch_12, _d_FetchResponse_LeaderIdAndEpoch_12, _d_FetchResponse_LeaderIdAndEpoch_12, _d_FetchResponse_LeaderIdAndEpoch_12)
-
-
 FetchResponse_LeaderIdAndEpoch._E = (None, None, None, None, None, None, None, None, None, None, None, None, _e_FetchResponse_LeaderIdAndEpoch_12, _e_FetchResponse_LeaderIdAndEpoch_12, _e_FetchResponse_LeaderIdAndEpoch_12, _e_FetchResponse_LeaderIdAndEpoch_12, _e_FetchResponse_LeaderIdAndEpoch_12, _e_FetchResponse_LeaderIdAndEpoch_12)
-
-
 FetchResponse_SnapshotId._D = (None, None, None, None, None, None, None, None, None, None, None, None, _d_FetchResponse_SnapshotId_12, _d_FetchResponse_SnapshotId_12, _d_FetchResponse_SnapshotId_12, _d_FetchResponse_SnapshotId_12, _d_FetchResponse_SnapshotId_12, _d_FetchResponse_SnapshotId_12)
-
-
 FetchResponse_SnapshotId._E = (None, None, None, None, None, None, None, None, None, None, None, None, _e_FetchResponse_SnapshotId_12, _e_FetchResponse_SnapshotId_12, _e_FetchResponse_SnapshotId_12, _e_FetchResponse_SnapshotId_12, _e_FetchResponse_SnapshotId_12, _e_FetchResponse_SnapshotId_12)
-
-
 FetchResponse_AbortedTransaction._D = (None, None, None, None, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_4, _d_FetchResponse_AbortedTransaction_12, _d_FetchResponse_AbortedTransaction_12, _d_FetchResponse_AbortedTransaction_12, _d_FetchResponse_AbortedTransaction_12, _d_FetchResponse_AbortedTransaction_12, _d_FetchResponse_AbortedTransaction_12)
-
-
 FetchResponse_AbortedTransaction._E = (None, None, None, None, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_4, _e_FetchResponse_AbortedTransaction_12, _e_FetchResponse_AbortedTransaction_12, _e_FetchResponse_AbortedTransaction_12, _e_FetchResponse_AbortedTransaction_12, _e_FetchResponse_AbortedTransaction_12, _e_FetchResponse_AbortedTransaction_12)
-
-
 FetchResponse_PartitionData._D = (_d_FetchResponse_PartitionData_0, _d_FetchResponse_PartitionData_0, _d_FetchResponse_PartitionData_0, _d_FetchResponse_PartitionData_0, _d_FetchResponse_PartitionData_4, _d_FetchResponse_PartitionData_5, _d_FetchResponse_PartitionData_5, _d_FetchResponse_PartitionData_5, _d_FetchResponse_PartitionData_5, _d_FetchResponse_PartitionData_5, _d_FetchResponse_PartitionData_5, _d_FetchResponse_PartitionData_11, _d_FetchResponse_PartitionData_12, _d_FetchResponse_PartitionData_12, _d_FetchResponse_PartitionData_12, _d_FetchResponse_PartitionData_12, _d_FetchResponse_PartitionData_12, _d_FetchResponse_PartitionData_12)
-
-
 FetchResponse_PartitionData._E = (_e_FetchResponse_PartitionData_0, _e_FetchResponse_PartitionData_0, _e_FetchResponse_PartitionData_0, _e_FetchResponse_PartitionData_0, _e_FetchResponse_PartitionData_4, _e_FetchResponse_PartitionData_5, _e_FetchResponse_PartitionData_5, _e_FetchResponse_PartitionData_5, _e_FetchResponse_PartitionData_5, _e_FetchResponse_PartitionData_5, _e_FetchResponse_PartitionData_5, _e_FetchResponse_PartitionData_11, _e_FetchResponse_PartitionData_12, _e_FetchResponse_PartitionData_12, _e_FetchResponse_PartitionData_12, _e_FetchResponse_PartitionData_12, _e_FetchResponse_PartitionData_12, _e_FetchResponse_PartitionData_12)
-
-
 FetchResponse_PartitionData._R = True
-
-
 FetchResponse_FetchableTopicResponse._D = (_d_FetchResponse_FetchableTopicResponse_0, _d_FetchResponse_FetchableTopicResponse_0, _d_FetchResponse_FetchableTopicResponse_0, _d_FetchResponse_FetchableTopicResponse_0, _d_FetchResponse_FetchableTopicResponse_4, _d_FetchResponse_FetchableTopicResponse_5, _d_FetchResponse_FetchableTopicResponse_5, _d_FetchResponse_FetchableTopicResponse_5, _d_FetchResponse_FetchableTopicResponse_5, _d_FetchResponse_FetchableTopicResponse_5, _d_FetchResponse_FetchableTopicResponse_5, _d_FetchResponse_FetchableTopicResponse_11, _d_FetchResponse_FetchableTopicResponse_12, _d_FetchResponse_FetchableTopicResponse_13, _d_FetchResponse_FetchableTopicResponse_13, _d_FetchResponse_FetchableTopicResponse_13, _d_FetchResponse_FetchableTopicResponse_13, _d_FetchResponse_FetchableTopicResponse_13)
-
-
 FetchResponse_FetchableTopicResponse._E = (_e_FetchResponse_FetchableTopicResponse_0, _e_FetchResponse_FetchableTopicResponse_0, _e_FetchResponse_FetchableTopicResponse_0, _e_FetchResponse_FetchableTopicResponse_0, _e_FetchResponse_FetchableTopicResponse_4, _e_FetchResponse_FetchableTopicResponse_5, _e_FetchResponse_FetchableTopicResponse_5, _e_FetchResponse_FetchableTopicResponse_5, _e_FetchResponse_FetchableTopicResponse_5, _e_FetchResponse_FetchableTopicResponse_5, _e_FetchResponse_FetchableTopicResponse_5, _e_FetchResponse_FetchableTopicResponse_11, _e_FetchResponse_FetchableTopicResponse_12, _e_FetchResponse_FetchableTopicResponse_13, _e_FetchResponse_FetchableTopicResponse_13, _e_FetchResponse_FetchableTopicResponse_13, _e_FetchResponse_FetchableTopicResponse_13, _e_FetchResponse_FetchableTopicResponse_13)
-
-
 FetchResponse_FetchableTopicResponse._R = True
-
-
 FetchResponse_NodeEndpoint._D = (None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, _d_FetchResponse_NodeEndpoint_16, _d_FetchResponse_NodeEndpoint_16)
-
-
 FetchResponse_NodeEndpoint._E = (None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, _e_FetchResponse_NodeEndpoint_16, _e_FetchResponse_NodeEndpoint_16)
-
-
 FetchResponse._D = (_d_FetchResponse_0, _d_FetchResponse_1, _d_FetchResponse_1, _d_FetchResponse_1, _d_FetchResponse_4, _d_FetchResponse_5, _d_FetchResponse_5, _d_FetchResponse_7, _d_FetchResponse_7, _d_FetchResponse_7, _d_FetchResponse_7, _d_FetchResponse_11, _d_FetchResponse_12, _d_FetchResponse_13, _d_FetchResponse_13, _d_FetchResponse_13, _d_FetchResponse_16, _d_FetchResponse_16)
-
-
 FetchResponse._E = (_e_FetchResponse_0, _e_FetchResponse_1, _e_FetchResponse_1, _e_FetchResponse_1, _e_FetchResponse_4, _e_FetchResponse_5, _e_FetchResponse_5, _e_FetchResponse_7, _e_FetchResponse_7, _e_FetchResponse_7, _e_FetchResponse_7, _e_FetchResponse_11, _e_FetchResponse_12, _e_FetchResponse_13, _e_FetchResponse_13, _e_FetchResponse_13, _e_FetchResponse_16, _e_FetchResponse_16)
-
-
 FetchResponse._R = True

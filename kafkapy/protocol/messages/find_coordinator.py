@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -137,12 +137,10 @@ def _d_FindCoordinatorRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_key, pos = _rcstr(buf, pos)
     f_key_type, = _S_b.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FindCoordinatorRequest(f_key, f_key_type, []), pos
 
 
@@ -165,12 +163,10 @@ def _d_FindCoordinatorRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _rcstr(buf, pos)
             f_coordinator_keys.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FindCoordinatorRequest('', f_key_type, f_coordinator_keys), pos
 
 
@@ -260,12 +256,10 @@ def _d_FindCoordinatorResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_host, pos = _rcstr(buf, pos)
     f_port, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FindCoordinatorResponse(f_throttle_time_ms, f_error_code, f_error_message, f_node_id, f_host, f_port, []), pos
 
 
@@ -286,12 +280,10 @@ def _d_FindCoordinatorResponse_Coordinator_4(buf: memoryview, pos: int) -> tuple
     f_port, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FindCoordinatorResponse_Coordinator(f_key, f_node_id, f_host, f_port, f_error_code, f_error_message), pos
 
 
@@ -306,12 +298,10 @@ def _d_FindCoordinatorResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_FindCoordinatorResponse_Coordinator_4(buf, pos)
             f_coordinators.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return FindCoordinatorResponse(f_throttle_time_ms, 0, '', 0, '', 0, f_coordinators), pos
 
 
@@ -337,18 +327,8 @@ def _e_FindCoordinatorResponse_4(o: Any, w: bytearray) -> None:
 
 
 FindCoordinatorRequest._D = (_d_FindCoordinatorRequest_0, _d_FindCoordinatorRequest_1, _d_FindCoordinatorRequest_1, _d_FindCoordinatorRequest_3, _d_FindCoordinatorRequest_4, _d_FindCoordinatorRequest_4, _d_FindCoordinatorRequest_4)
-
-
 FindCoordinatorRequest._E = (_e_FindCoordinatorRequest_0, _e_FindCoordinatorRequest_1, _e_FindCoordinatorRequest_2, _e_FindCoordinatorRequest_3, _e_FindCoordinatorRequest_4, _e_FindCoordinatorRequest_5, _e_FindCoordinatorRequest_6)
-
-
 FindCoordinatorResponse_Coordinator._D = (None, None, None, None, _d_FindCoordinatorResponse_Coordinator_4, _d_FindCoordinatorResponse_Coordinator_4, _d_FindCoordinatorResponse_Coordinator_4)
-
-
 FindCoordinatorResponse_Coordinator._E = (None, None, None, None, _e_FindCoordinatorResponse_Coordinator_4, _e_FindCoordinatorResponse_Coordinator_4, _e_FindCoordinatorResponse_Coordinator_4)
-
-
 FindCoordinatorResponse._D = (_d_FindCoordinatorResponse_0, _d_FindCoordinatorResponse_1, _d_FindCoordinatorResponse_1, _d_FindCoordinatorResponse_3, _d_FindCoordinatorResponse_4, _d_FindCoordinatorResponse_4, _d_FindCoordinatorResponse_4)
-
-
 FindCoordinatorResponse._E = (_e_FindCoordinatorResponse_0, _e_FindCoordinatorResponse_1, _e_FindCoordinatorResponse_1, _e_FindCoordinatorResponse_3, _e_FindCoordinatorResponse_4, _e_FindCoordinatorResponse_4, _e_FindCoordinatorResponse_4)

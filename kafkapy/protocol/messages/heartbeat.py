@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -121,12 +121,10 @@ def _d_HeartbeatRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
     pos += 4
     f_member_id, pos = _rcstr(buf, pos)
     f_group_instance_id, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return HeartbeatRequest(f_group_id, f_generation_id, f_member_id, f_group_instance_id), pos
 
 
@@ -161,12 +159,10 @@ def _e_HeartbeatResponse_1(o: Any, w: bytearray) -> None:
 def _d_HeartbeatResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_throttle_time_ms, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return HeartbeatResponse(f_throttle_time_ms, f_error_code), pos
 
 
@@ -176,12 +172,6 @@ def _e_HeartbeatResponse_4(o: Any, w: bytearray) -> None:
 
 
 HeartbeatRequest._D = (_d_HeartbeatRequest_0, _d_HeartbeatRequest_0, _d_HeartbeatRequest_0, _d_HeartbeatRequest_3, _d_HeartbeatRequest_4)
-
-
 HeartbeatRequest._E = (_e_HeartbeatRequest_0, _e_HeartbeatRequest_1, _e_HeartbeatRequest_2, _e_HeartbeatRequest_3, _e_HeartbeatRequest_4)
-
-
 HeartbeatResponse._D = (_d_HeartbeatResponse_0, _d_HeartbeatResponse_1, _d_HeartbeatResponse_1, _d_HeartbeatResponse_1, _d_HeartbeatResponse_4)
-
-
 HeartbeatResponse._E = (_e_HeartbeatResponse_0, _e_HeartbeatResponse_1, _e_HeartbeatResponse_1, _e_HeartbeatResponse_1, _e_HeartbeatResponse_4)

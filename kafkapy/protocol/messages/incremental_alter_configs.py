@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -185,12 +185,10 @@ def _d_IncrementalAlterConfigsRequest_AlterableConfig_1(buf: memoryview, pos: in
     f_config_operation, = _S_b.unpack_from(buf, pos)
     pos += 1
     f_value, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return IncrementalAlterConfigsRequest_AlterableConfig(f_name, f_config_operation, f_value), pos
 
 
@@ -206,12 +204,10 @@ def _d_IncrementalAlterConfigsRequest_AlterConfigsResource_1(buf: memoryview, po
         for _ in range(n):
             e, pos = _d_IncrementalAlterConfigsRequest_AlterableConfig_1(buf, pos)
             f_configs.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return IncrementalAlterConfigsRequest_AlterConfigsResource(f_resource_type, f_resource_name, f_configs), pos
 
 
@@ -226,12 +222,10 @@ def _d_IncrementalAlterConfigsRequest_1(buf: memoryview, pos: int) -> tuple[Any,
             f_resources.append(e)
     f_validate_only, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return IncrementalAlterConfigsRequest(f_resources, f_validate_only), pos
 
 
@@ -316,12 +310,10 @@ def _d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_1(buf: memor
     f_resource_type, = _S_b.unpack_from(buf, pos)
     pos += 1
     f_resource_name, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(f_error_code, f_error_message, f_resource_type, f_resource_name), pos
 
 
@@ -336,12 +328,10 @@ def _d_IncrementalAlterConfigsResponse_1(buf: memoryview, pos: int) -> tuple[Any
         for _ in range(n):
             e, pos = _d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_1(buf, pos)
             f_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return IncrementalAlterConfigsResponse(f_throttle_time_ms, f_responses), pos
 
 
@@ -366,30 +356,12 @@ def _e_IncrementalAlterConfigsResponse_1(o: Any, w: bytearray) -> None:
 
 
 IncrementalAlterConfigsRequest_AlterableConfig._D = (_d_IncrementalAlterConfigsRequest_AlterableConfig_0, _d_IncrementalAlterConfigsRequest_AlterableConfig_1)
-
-
 IncrementalAlterConfigsRequest_AlterableConfig._E = (_e_IncrementalAlterConfigsRequest_AlterableConfig_0, _e_IncrementalAlterConfigsRequest_AlterableConfig_1)
-
-
 IncrementalAlterConfigsRequest_AlterConfigsResource._D = (_d_IncrementalAlterConfigsRequest_AlterConfigsResource_0, _d_IncrementalAlterConfigsRequest_AlterConfigsResource_1)
-
-
 IncrementalAlterConfigsRequest_AlterConfigsResource._E = (_e_IncrementalAlterConfigsRequest_AlterConfigsResource_0, _e_IncrementalAlterConfigsRequest_AlterConfigsResource_1)
-
-
 IncrementalAlterConfigsRequest._D = (_d_IncrementalAlterConfigsRequest_0, _d_IncrementalAlterConfigsRequest_1)
-
-
 IncrementalAlterConfigsRequest._E = (_e_IncrementalAlterConfigsRequest_0, _e_IncrementalAlterConfigsRequest_1)
-
-
 IncrementalAlterConfigsResponse_AlterConfigsResourceResponse._D = (_d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_0, _d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_1)
-
-
 IncrementalAlterConfigsResponse_AlterConfigsResourceResponse._E = (_e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_0, _e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_1)
-
-
 IncrementalAlterConfigsResponse._D = (_d_IncrementalAlterConfigsResponse_0, _d_IncrementalAlterConfigsResponse_1)
-
-
 IncrementalAlterConfigsResponse._E = (_e_IncrementalAlterConfigsResponse_0, _e_IncrementalAlterConfigsResponse_1)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -100,12 +100,10 @@ def _d_InitProducerIdRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_transactional_id, pos = _rcnstr(buf, pos)
     f_transaction_timeout_ms, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return InitProducerIdRequest(f_transactional_id, f_transaction_timeout_ms, -1, -1), pos
 
 
@@ -123,12 +121,10 @@ def _d_InitProducerIdRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_transactional_id, pos = _rcnstr(buf, pos)
     f_transaction_timeout_ms, f_producer_id, f_producer_epoch, = _S_iqh.unpack_from(buf, pos)
     pos += 14
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return InitProducerIdRequest(f_transactional_id, f_transaction_timeout_ms, f_producer_id, f_producer_epoch), pos
 
 
@@ -151,12 +147,10 @@ def _e_InitProducerIdResponse_0(o: Any, w: bytearray) -> None:
 def _d_InitProducerIdResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_throttle_time_ms, f_error_code, f_producer_id, f_producer_epoch, = _S_ihqh.unpack_from(buf, pos)
     pos += 16
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return InitProducerIdResponse(f_throttle_time_ms, f_error_code, f_producer_id, f_producer_epoch), pos
 
 
@@ -166,12 +160,6 @@ def _e_InitProducerIdResponse_2(o: Any, w: bytearray) -> None:
 
 
 InitProducerIdRequest._D = (_d_InitProducerIdRequest_0, _d_InitProducerIdRequest_0, _d_InitProducerIdRequest_2, _d_InitProducerIdRequest_3, _d_InitProducerIdRequest_3, _d_InitProducerIdRequest_3)
-
-
 InitProducerIdRequest._E = (_e_InitProducerIdRequest_0, _e_InitProducerIdRequest_1, _e_InitProducerIdRequest_2, _e_InitProducerIdRequest_3, _e_InitProducerIdRequest_3, _e_InitProducerIdRequest_3)
-
-
 InitProducerIdResponse._D = (_d_InitProducerIdResponse_0, _d_InitProducerIdResponse_0, _d_InitProducerIdResponse_2, _d_InitProducerIdResponse_2, _d_InitProducerIdResponse_2, _d_InitProducerIdResponse_2)
-
-
 InitProducerIdResponse._E = (_e_InitProducerIdResponse_0, _e_InitProducerIdResponse_0, _e_InitProducerIdResponse_2, _e_InitProducerIdResponse_2, _e_InitProducerIdResponse_2, _e_InitProducerIdResponse_2)

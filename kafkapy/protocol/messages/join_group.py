@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -288,12 +288,10 @@ def _d_JoinGroupRequest_JoinGroupRequestProtocol_6(buf: memoryview, pos: int) ->
     if f_metadata is None:
         raise DecodeError('non-nullable field metadata is null')
     f_metadata = _copy(f_metadata)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return JoinGroupRequest_JoinGroupRequestProtocol(f_name, f_metadata), pos
 
 
@@ -312,12 +310,10 @@ def _d_JoinGroupRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_JoinGroupRequest_JoinGroupRequestProtocol_6(buf, pos)
             f_protocols.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return JoinGroupRequest(f_group_id, f_session_timeout_ms, f_rebalance_timeout_ms, f_member_id, f_group_instance_id, f_protocol_type, f_protocols, None), pos
 
 
@@ -359,12 +355,10 @@ def _d_JoinGroupRequest_8(buf: memoryview, pos: int) -> tuple[Any, int]:
             e, pos = _d_JoinGroupRequest_JoinGroupRequestProtocol_6(buf, pos)
             f_protocols.append(e)
     f_reason, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return JoinGroupRequest(f_group_id, f_session_timeout_ms, f_rebalance_timeout_ms, f_member_id, f_group_instance_id, f_protocol_type, f_protocols, f_reason), pos
 
 
@@ -515,12 +509,10 @@ def _d_JoinGroupResponse_JoinGroupResponseMember_6(buf: memoryview, pos: int) ->
     if f_metadata is None:
         raise DecodeError('non-nullable field metadata is null')
     f_metadata = _copy(f_metadata)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return JoinGroupResponse_JoinGroupResponseMember(f_member_id, f_group_instance_id, f_metadata), pos
 
 
@@ -538,12 +530,10 @@ def _d_JoinGroupResponse_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_JoinGroupResponse_JoinGroupResponseMember_6(buf, pos)
             f_members.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return JoinGroupResponse(f_throttle_time_ms, f_error_code, f_generation_id, None, f_protocol_name, f_leader, False, f_member_id, f_members), pos
 
 
@@ -584,12 +574,10 @@ def _d_JoinGroupResponse_7(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_JoinGroupResponse_JoinGroupResponseMember_6(buf, pos)
             f_members.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return JoinGroupResponse(f_throttle_time_ms, f_error_code, f_generation_id, f_protocol_type, f_protocol_name, f_leader, False, f_member_id, f_members), pos
 
 
@@ -626,12 +614,10 @@ def _d_JoinGroupResponse_9(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_JoinGroupResponse_JoinGroupResponseMember_6(buf, pos)
             f_members.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return JoinGroupResponse(f_throttle_time_ms, f_error_code, f_generation_id, f_protocol_type, f_protocol_name, f_leader, f_skip_assignment, f_member_id, f_members), pos
 
 
@@ -653,24 +639,10 @@ def _e_JoinGroupResponse_9(o: Any, w: bytearray) -> None:
 
 
 JoinGroupRequest_JoinGroupRequestProtocol._D = (_d_JoinGroupRequest_JoinGroupRequestProtocol_0, _d_JoinGroupRequest_JoinGroupRequestProtocol_0, _d_JoinGroupRequest_JoinGroupRequestProtocol_0, _d_JoinGroupRequest_JoinGroupRequestProtocol_0, _d_JoinGroupRequest_JoinGroupRequestProtocol_0, _d_JoinGroupRequest_JoinGroupRequestProtocol_0, _d_JoinGroupRequest_JoinGroupRequestProtocol_6, _d_JoinGroupRequest_JoinGroupRequestProtocol_6, _d_JoinGroupRequest_JoinGroupRequestProtocol_6, _d_JoinGroupRequest_JoinGroupRequestProtocol_6)
-
-
 JoinGroupRequest_JoinGroupRequestProtocol._E = (_e_JoinGroupRequest_JoinGroupRequestProtocol_0, _e_JoinGroupRequest_JoinGroupRequestProtocol_0, _e_JoinGroupRequest_JoinGroupRequestProtocol_0, _e_JoinGroupRequest_JoinGroupRequestProtocol_0, _e_JoinGroupRequest_JoinGroupRequestProtocol_0, _e_JoinGroupRequest_JoinGroupRequestProtocol_0, _e_JoinGroupRequest_JoinGroupRequestProtocol_6, _e_JoinGroupRequest_JoinGroupRequestProtocol_6, _e_JoinGroupRequest_JoinGroupRequestProtocol_6, _e_JoinGroupRequest_JoinGroupRequestProtocol_6)
-
-
 JoinGroupRequest._D = (_d_JoinGroupRequest_0, _d_JoinGroupRequest_1, _d_JoinGroupRequest_1, _d_JoinGroupRequest_1, _d_JoinGroupRequest_1, _d_JoinGroupRequest_5, _d_JoinGroupRequest_6, _d_JoinGroupRequest_6, _d_JoinGroupRequest_8, _d_JoinGroupRequest_8)
-
-
 JoinGroupRequest._E = (_e_JoinGroupRequest_0, _e_JoinGroupRequest_1, _e_JoinGroupRequest_2, _e_JoinGroupRequest_3, _e_JoinGroupRequest_4, _e_JoinGroupRequest_5, _e_JoinGroupRequest_6, _e_JoinGroupRequest_6, _e_JoinGroupRequest_8, _e_JoinGroupRequest_8)
-
-
 JoinGroupResponse_JoinGroupResponseMember._D = (_d_JoinGroupResponse_JoinGroupResponseMember_0, _d_JoinGroupResponse_JoinGroupResponseMember_0, _d_JoinGroupResponse_JoinGroupResponseMember_0, _d_JoinGroupResponse_JoinGroupResponseMember_0, _d_JoinGroupResponse_JoinGroupResponseMember_0, _d_JoinGroupResponse_JoinGroupResponseMember_5, _d_JoinGroupResponse_JoinGroupResponseMember_6, _d_JoinGroupResponse_JoinGroupResponseMember_6, _d_JoinGroupResponse_JoinGroupResponseMember_6, _d_JoinGroupResponse_JoinGroupResponseMember_6)
-
-
 JoinGroupResponse_JoinGroupResponseMember._E = (_e_JoinGroupResponse_JoinGroupResponseMember_0, _e_JoinGroupResponse_JoinGroupResponseMember_0, _e_JoinGroupResponse_JoinGroupResponseMember_0, _e_JoinGroupResponse_JoinGroupResponseMember_0, _e_JoinGroupResponse_JoinGroupResponseMember_0, _e_JoinGroupResponse_JoinGroupResponseMember_5, _e_JoinGroupResponse_JoinGroupResponseMember_6, _e_JoinGroupResponse_JoinGroupResponseMember_6, _e_JoinGroupResponse_JoinGroupResponseMember_6, _e_JoinGroupResponse_JoinGroupResponseMember_6)
-
-
 JoinGroupResponse._D = (_d_JoinGroupResponse_0, _d_JoinGroupResponse_0, _d_JoinGroupResponse_2, _d_JoinGroupResponse_2, _d_JoinGroupResponse_2, _d_JoinGroupResponse_5, _d_JoinGroupResponse_6, _d_JoinGroupResponse_7, _d_JoinGroupResponse_7, _d_JoinGroupResponse_9)
-
-
 JoinGroupResponse._E = (_e_JoinGroupResponse_0, _e_JoinGroupResponse_0, _e_JoinGroupResponse_2, _e_JoinGroupResponse_2, _e_JoinGroupResponse_2, _e_JoinGroupResponse_5, _e_JoinGroupResponse_6, _e_JoinGroupResponse_7, _e_JoinGroupResponse_7, _e_JoinGroupResponse_9)

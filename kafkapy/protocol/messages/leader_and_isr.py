@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -637,12 +637,10 @@ def _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_4(buf: memoryview, pos: in
         f_removing_replicas, pos = _rprim(buf, pos, n, 'i', 4)
     f_is_new, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest_LeaderAndIsrPartitionState('', f_partition_index, f_controller_epoch, f_leader, f_leader_epoch, f_isr, f_partition_epoch, f_replicas, f_adding_replicas, f_removing_replicas, f_is_new, 0), pos
 
 
@@ -656,12 +654,10 @@ def _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_4(buf: memoryview, pos: int) -
         for _ in range(n):
             e, pos = _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_4(buf, pos)
             f_partition_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest_LeaderAndIsrTopicState(f_topic_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partition_states), pos
 
 
@@ -671,12 +667,10 @@ def _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4(buf: memoryview, pos: int) -
     f_host_name, pos = _rcstr(buf, pos)
     f_port, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest_LeaderAndIsrLiveLeader(f_broker_id, f_host_name, f_port), pos
 
 
@@ -699,12 +693,10 @@ def _d_LeaderAndIsrRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4(buf, pos)
             f_live_leaders.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest(f_controller_id, False, f_controller_epoch, f_broker_epoch, 0, [], f_topic_states, f_live_leaders), pos
 
 
@@ -797,12 +789,10 @@ def _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_5(buf: memoryview, pos: int) -
         for _ in range(n):
             e, pos = _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_4(buf, pos)
             f_partition_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest_LeaderAndIsrTopicState(f_topic_name, f_topic_id, f_partition_states), pos
 
 
@@ -825,12 +815,10 @@ def _d_LeaderAndIsrRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4(buf, pos)
             f_live_leaders.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest(f_controller_id, False, f_controller_epoch, f_broker_epoch, f_type, [], f_topic_states, f_live_leaders), pos
 
 
@@ -930,12 +918,10 @@ def _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_6(buf: memoryview, pos: in
         f_removing_replicas, pos = _rprim(buf, pos, n, 'i', 4)
     f_is_new, f_leader_recovery_state, = _S_ob.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest_LeaderAndIsrPartitionState('', f_partition_index, f_controller_epoch, f_leader, f_leader_epoch, f_isr, f_partition_epoch, f_replicas, f_adding_replicas, f_removing_replicas, f_is_new, f_leader_recovery_state), pos
 
 
@@ -951,12 +937,10 @@ def _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_6(buf: memoryview, pos: int) -
         for _ in range(n):
             e, pos = _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_6(buf, pos)
             f_partition_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest_LeaderAndIsrTopicState(f_topic_name, f_topic_id, f_partition_states), pos
 
 
@@ -979,12 +963,10 @@ def _d_LeaderAndIsrRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4(buf, pos)
             f_live_leaders.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest(f_controller_id, False, f_controller_epoch, f_broker_epoch, f_type, [], f_topic_states, f_live_leaders), pos
 
 
@@ -1074,12 +1056,10 @@ def _d_LeaderAndIsrRequest_7(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4(buf, pos)
             f_live_leaders.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrRequest(f_controller_id, f_is_k_raft_controller, f_controller_epoch, f_broker_epoch, f_type, [], f_topic_states, f_live_leaders), pos
 
 
@@ -1145,12 +1125,10 @@ def _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_4(buf: memoryview, pos: i
     f_topic_name, pos = _rcstr(buf, pos)
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrResponse_LeaderAndIsrPartitionError(f_topic_name, f_partition_index, f_error_code), pos
 
 
@@ -1165,12 +1143,10 @@ def _d_LeaderAndIsrResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_4(buf, pos)
             f_partition_errors.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrResponse(f_error_code, f_partition_errors, []), pos
 
 
@@ -1195,12 +1171,10 @@ def _e_LeaderAndIsrResponse_4(o: Any, w: bytearray) -> None:
 def _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrResponse_LeaderAndIsrPartitionError('', f_partition_index, f_error_code), pos
 
 
@@ -1215,12 +1189,10 @@ def _d_LeaderAndIsrResponse_LeaderAndIsrTopicError_5(buf: memoryview, pos: int) 
         for _ in range(n):
             e, pos = _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5(buf, pos)
             f_partition_errors.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrResponse_LeaderAndIsrTopicError(f_topic_id, f_partition_errors), pos
 
 
@@ -1235,12 +1207,10 @@ def _d_LeaderAndIsrResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaderAndIsrResponse_LeaderAndIsrTopicError_5(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaderAndIsrResponse(f_error_code, [], f_topics), pos
 
 
@@ -1274,42 +1244,16 @@ def _e_LeaderAndIsrResponse_5(o: Any, w: bytearray) -> None:
 
 
 LeaderAndIsrRequest_LeaderAndIsrPartitionState._D = (_d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_0, _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_1, _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_2, _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_3, _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_4, _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_4, _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_6, _d_LeaderAndIsrRequest_LeaderAndIsrPartitionState_6)
-
-
 LeaderAndIsrRequest_LeaderAndIsrPartitionState._E = (_e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_0, _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_1, _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_2, _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_3, _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_4, _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_5, _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_6, _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_6)
-
-
 LeaderAndIsrRequest_LeaderAndIsrTopicState._D = (None, None, _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_2, _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_3, _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_4, _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_5, _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_6, _d_LeaderAndIsrRequest_LeaderAndIsrTopicState_6)
-
-
 LeaderAndIsrRequest_LeaderAndIsrTopicState._E = (None, None, _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_2, _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_3, _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_4, _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_5, _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_6, _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_6)
-
-
 LeaderAndIsrRequest_LeaderAndIsrLiveLeader._D = (_d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4, _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4, _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4, _d_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4)
-
-
 LeaderAndIsrRequest_LeaderAndIsrLiveLeader._E = (_e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0, _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4, _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4, _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4, _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4)
-
-
 LeaderAndIsrRequest._D = (_d_LeaderAndIsrRequest_0, _d_LeaderAndIsrRequest_1, _d_LeaderAndIsrRequest_2, _d_LeaderAndIsrRequest_3, _d_LeaderAndIsrRequest_4, _d_LeaderAndIsrRequest_5, _d_LeaderAndIsrRequest_6, _d_LeaderAndIsrRequest_7)
-
-
 LeaderAndIsrRequest._E = (_e_LeaderAndIsrRequest_0, _e_LeaderAndIsrRequest_1, _e_LeaderAndIsrRequest_2, _e_LeaderAndIsrRequest_3, _e_LeaderAndIsrRequest_4, _e_LeaderAndIsrRequest_5, _e_LeaderAndIsrRequest_6, _e_LeaderAndIsrRequest_7)
-
-
 LeaderAndIsrResponse_LeaderAndIsrPartitionError._D = (_d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_4, _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5, _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5, _d_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5)
-
-
 LeaderAndIsrResponse_LeaderAndIsrPartitionError._E = (_e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0, _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_4, _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5, _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5, _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_5)
-
-
 LeaderAndIsrResponse_LeaderAndIsrTopicError._D = (None, None, None, None, None, _d_LeaderAndIsrResponse_LeaderAndIsrTopicError_5, _d_LeaderAndIsrResponse_LeaderAndIsrTopicError_5, _d_LeaderAndIsrResponse_LeaderAndIsrTopicError_5)
-
-
 LeaderAndIsrResponse_LeaderAndIsrTopicError._E = (None, None, None, None, None, _e_LeaderAndIsrResponse_LeaderAndIsrTopicError_5, _e_LeaderAndIsrResponse_LeaderAndIsrTopicError_5, _e_LeaderAndIsrResponse_LeaderAndIsrTopicError_5)
-
-
 LeaderAndIsrResponse._D = (_d_LeaderAndIsrResponse_0, _d_LeaderAndIsrResponse_0, _d_LeaderAndIsrResponse_0, _d_LeaderAndIsrResponse_0, _d_LeaderAndIsrResponse_4, _d_LeaderAndIsrResponse_5, _d_LeaderAndIsrResponse_5, _d_LeaderAndIsrResponse_5)
-
-
 LeaderAndIsrResponse._E = (_e_LeaderAndIsrResponse_0, _e_LeaderAndIsrResponse_0, _e_LeaderAndIsrResponse_0, _e_LeaderAndIsrResponse_0, _e_LeaderAndIsrResponse_4, _e_LeaderAndIsrResponse_5, _e_LeaderAndIsrResponse_5, _e_LeaderAndIsrResponse_5)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -165,12 +165,10 @@ def _e_LeaveGroupRequest_3(o: Any, w: bytearray) -> None:
 def _d_LeaveGroupRequest_MemberIdentity_4(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_member_id, pos = _rcstr(buf, pos)
     f_group_instance_id, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaveGroupRequest_MemberIdentity(f_member_id, f_group_instance_id, None), pos
 
 
@@ -184,12 +182,10 @@ def _d_LeaveGroupRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaveGroupRequest_MemberIdentity_4(buf, pos)
             f_members.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaveGroupRequest(f_group_id, '', f_members), pos
 
 
@@ -217,12 +213,10 @@ def _d_LeaveGroupRequest_MemberIdentity_5(buf: memoryview, pos: int) -> tuple[An
     f_member_id, pos = _rcstr(buf, pos)
     f_group_instance_id, pos = _rcnstr(buf, pos)
     f_reason, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaveGroupRequest_MemberIdentity(f_member_id, f_group_instance_id, f_reason), pos
 
 
@@ -236,12 +230,10 @@ def _d_LeaveGroupRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaveGroupRequest_MemberIdentity_5(buf, pos)
             f_members.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaveGroupRequest(f_group_id, '', f_members), pos
 
 
@@ -330,12 +322,10 @@ def _d_LeaveGroupResponse_MemberResponse_4(buf: memoryview, pos: int) -> tuple[A
     f_group_instance_id, pos = _rcnstr(buf, pos)
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaveGroupResponse_MemberResponse(f_member_id, f_group_instance_id, f_error_code), pos
 
 
@@ -350,12 +340,10 @@ def _d_LeaveGroupResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_LeaveGroupResponse_MemberResponse_4(buf, pos)
             f_members.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return LeaveGroupResponse(f_throttle_time_ms, f_error_code, f_members), pos
 
 
@@ -379,24 +367,10 @@ def _e_LeaveGroupResponse_4(o: Any, w: bytearray) -> None:
 
 
 LeaveGroupRequest_MemberIdentity._D = (None, None, None, _d_LeaveGroupRequest_MemberIdentity_3, _d_LeaveGroupRequest_MemberIdentity_4, _d_LeaveGroupRequest_MemberIdentity_5)
-
-
 LeaveGroupRequest_MemberIdentity._E = (None, None, None, _e_LeaveGroupRequest_MemberIdentity_3, _e_LeaveGroupRequest_MemberIdentity_4, _e_LeaveGroupRequest_MemberIdentity_5)
-
-
 LeaveGroupRequest._D = (_d_LeaveGroupRequest_0, _d_LeaveGroupRequest_0, _d_LeaveGroupRequest_0, _d_LeaveGroupRequest_3, _d_LeaveGroupRequest_4, _d_LeaveGroupRequest_5)
-
-
 LeaveGroupRequest._E = (_e_LeaveGroupRequest_0, _e_LeaveGroupRequest_1, _e_LeaveGroupRequest_2, _e_LeaveGroupRequest_3, _e_LeaveGroupRequest_4, _e_LeaveGroupRequest_5)
-
-
 LeaveGroupResponse_MemberResponse._D = (None, None, None, _d_LeaveGroupResponse_MemberResponse_3, _d_LeaveGroupResponse_MemberResponse_4, _d_LeaveGroupResponse_MemberResponse_4)
-
-
 LeaveGroupResponse_MemberResponse._E = (None, None, None, _e_LeaveGroupResponse_MemberResponse_3, _e_LeaveGroupResponse_MemberResponse_4, _e_LeaveGroupResponse_MemberResponse_4)
-
-
 LeaveGroupResponse._D = (_d_LeaveGroupResponse_0, _d_LeaveGroupResponse_1, _d_LeaveGroupResponse_1, _d_LeaveGroupResponse_3, _d_LeaveGroupResponse_4, _d_LeaveGroupResponse_4)
-
-
 LeaveGroupResponse._E = (_e_LeaveGroupResponse_0, _e_LeaveGroupResponse_1, _e_LeaveGroupResponse_1, _e_LeaveGroupResponse_3, _e_LeaveGroupResponse_4, _e_LeaveGroupResponse_4)

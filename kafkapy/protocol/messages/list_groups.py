@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -109,12 +109,10 @@ def _e_ListGroupsRequest_2(o: Any, w: bytearray) -> None:
 
 
 def _d_ListGroupsRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsRequest([], []), pos
 
 
@@ -135,12 +133,10 @@ def _d_ListGroupsRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _rcstr(buf, pos)
             f_states_filter.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsRequest(f_states_filter, []), pos
 
 
@@ -174,12 +170,10 @@ def _d_ListGroupsRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _rcstr(buf, pos)
             f_types_filter.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsRequest(f_states_filter, f_types_filter), pos
 
 
@@ -265,12 +259,10 @@ def _e_ListGroupsResponse_1(o: Any, w: bytearray) -> None:
 def _d_ListGroupsResponse_ListedGroup_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_group_id, pos = _rcstr(buf, pos)
     f_protocol_type, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsResponse_ListedGroup(f_group_id, f_protocol_type, '', ''), pos
 
 
@@ -285,12 +277,10 @@ def _d_ListGroupsResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ListGroupsResponse_ListedGroup_3(buf, pos)
             f_groups.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsResponse(f_throttle_time_ms, f_error_code, f_groups), pos
 
 
@@ -316,12 +306,10 @@ def _d_ListGroupsResponse_ListedGroup_4(buf: memoryview, pos: int) -> tuple[Any,
     f_group_id, pos = _rcstr(buf, pos)
     f_protocol_type, pos = _rcstr(buf, pos)
     f_group_state, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsResponse_ListedGroup(f_group_id, f_protocol_type, f_group_state, ''), pos
 
 
@@ -336,12 +324,10 @@ def _d_ListGroupsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ListGroupsResponse_ListedGroup_4(buf, pos)
             f_groups.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsResponse(f_throttle_time_ms, f_error_code, f_groups), pos
 
 
@@ -369,12 +355,10 @@ def _d_ListGroupsResponse_ListedGroup_5(buf: memoryview, pos: int) -> tuple[Any,
     f_protocol_type, pos = _rcstr(buf, pos)
     f_group_state, pos = _rcstr(buf, pos)
     f_group_type, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsResponse_ListedGroup(f_group_id, f_protocol_type, f_group_state, f_group_type), pos
 
 
@@ -389,12 +373,10 @@ def _d_ListGroupsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ListGroupsResponse_ListedGroup_5(buf, pos)
             f_groups.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListGroupsResponse(f_throttle_time_ms, f_error_code, f_groups), pos
 
 
@@ -419,18 +401,8 @@ def _e_ListGroupsResponse_5(o: Any, w: bytearray) -> None:
 
 
 ListGroupsRequest._D = (_d_ListGroupsRequest_0, _d_ListGroupsRequest_0, _d_ListGroupsRequest_0, _d_ListGroupsRequest_3, _d_ListGroupsRequest_4, _d_ListGroupsRequest_5)
-
-
 ListGroupsRequest._E = (_e_ListGroupsRequest_0, _e_ListGroupsRequest_1, _e_ListGroupsRequest_2, _e_ListGroupsRequest_3, _e_ListGroupsRequest_4, _e_ListGroupsRequest_5)
-
-
 ListGroupsResponse_ListedGroup._D = (_d_ListGroupsResponse_ListedGroup_0, _d_ListGroupsResponse_ListedGroup_0, _d_ListGroupsResponse_ListedGroup_0, _d_ListGroupsResponse_ListedGroup_3, _d_ListGroupsResponse_ListedGroup_4, _d_ListGroupsResponse_ListedGroup_5)
-
-
 ListGroupsResponse_ListedGroup._E = (_e_ListGroupsResponse_ListedGroup_0, _e_ListGroupsResponse_ListedGroup_0, _e_ListGroupsResponse_ListedGroup_0, _e_ListGroupsResponse_ListedGroup_3, _e_ListGroupsResponse_ListedGroup_4, _e_ListGroupsResponse_ListedGroup_5)
-
-
 ListGroupsResponse._D = (_d_ListGroupsResponse_0, _d_ListGroupsResponse_1, _d_ListGroupsResponse_1, _d_ListGroupsResponse_3, _d_ListGroupsResponse_4, _d_ListGroupsResponse_5)
-
-
 ListGroupsResponse._E = (_e_ListGroupsResponse_0, _e_ListGroupsResponse_1, _e_ListGroupsResponse_1, _e_ListGroupsResponse_3, _e_ListGroupsResponse_4, _e_ListGroupsResponse_5)

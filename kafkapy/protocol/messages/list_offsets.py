@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -424,12 +424,10 @@ def _e_ListOffsetsRequest_5(o: Any, w: bytearray) -> None:
 def _d_ListOffsetsRequest_ListOffsetsPartition_6(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_current_leader_epoch, f_timestamp, = _S_iiq.unpack_from(buf, pos)
     pos += 16
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListOffsetsRequest_ListOffsetsPartition(f_partition_index, f_current_leader_epoch, f_timestamp, 1), pos
 
 
@@ -443,12 +441,10 @@ def _d_ListOffsetsRequest_ListOffsetsTopic_6(buf: memoryview, pos: int) -> tuple
         for _ in range(n):
             e, pos = _d_ListOffsetsRequest_ListOffsetsPartition_6(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListOffsetsRequest_ListOffsetsTopic(f_name, f_partitions), pos
 
 
@@ -463,12 +459,10 @@ def _d_ListOffsetsRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ListOffsetsRequest_ListOffsetsTopic_6(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListOffsetsRequest(f_replica_id, f_isolation_level, f_topics), pos
 
 
@@ -806,12 +800,10 @@ def _e_ListOffsetsResponse_4(o: Any, w: bytearray) -> None:
 def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_6(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_error_code, f_timestamp, f_offset, f_leader_epoch, = _S_ihqqi.unpack_from(buf, pos)
     pos += 26
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListOffsetsResponse_ListOffsetsPartitionResponse(f_partition_index, f_error_code, [], f_timestamp, f_offset, f_leader_epoch), pos
 
 
@@ -825,12 +817,10 @@ def _d_ListOffsetsResponse_ListOffsetsTopicResponse_6(buf: memoryview, pos: int)
         for _ in range(n):
             e, pos = _d_ListOffsetsResponse_ListOffsetsPartitionResponse_6(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListOffsetsResponse_ListOffsetsTopicResponse(f_name, f_partitions), pos
 
 
@@ -845,12 +835,10 @@ def _d_ListOffsetsResponse_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ListOffsetsResponse_ListOffsetsTopicResponse_6(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListOffsetsResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -884,36 +872,14 @@ def _e_ListOffsetsResponse_6(o: Any, w: bytearray) -> None:
 
 
 ListOffsetsRequest_ListOffsetsPartition._D = (_d_ListOffsetsRequest_ListOffsetsPartition_0, _d_ListOffsetsRequest_ListOffsetsPartition_1, _d_ListOffsetsRequest_ListOffsetsPartition_1, _d_ListOffsetsRequest_ListOffsetsPartition_1, _d_ListOffsetsRequest_ListOffsetsPartition_4, _d_ListOffsetsRequest_ListOffsetsPartition_4, _d_ListOffsetsRequest_ListOffsetsPartition_6, _d_ListOffsetsRequest_ListOffsetsPartition_6, _d_ListOffsetsRequest_ListOffsetsPartition_6, _d_ListOffsetsRequest_ListOffsetsPartition_6)
-
-
 ListOffsetsRequest_ListOffsetsPartition._E = (_e_ListOffsetsRequest_ListOffsetsPartition_0, _e_ListOffsetsRequest_ListOffsetsPartition_1, _e_ListOffsetsRequest_ListOffsetsPartition_2, _e_ListOffsetsRequest_ListOffsetsPartition_3, _e_ListOffsetsRequest_ListOffsetsPartition_4, _e_ListOffsetsRequest_ListOffsetsPartition_5, _e_ListOffsetsRequest_ListOffsetsPartition_6, _e_ListOffsetsRequest_ListOffsetsPartition_7, _e_ListOffsetsRequest_ListOffsetsPartition_8, _e_ListOffsetsRequest_ListOffsetsPartition_9)
-
-
 ListOffsetsRequest_ListOffsetsTopic._D = (_d_ListOffsetsRequest_ListOffsetsTopic_0, _d_ListOffsetsRequest_ListOffsetsTopic_1, _d_ListOffsetsRequest_ListOffsetsTopic_1, _d_ListOffsetsRequest_ListOffsetsTopic_1, _d_ListOffsetsRequest_ListOffsetsTopic_4, _d_ListOffsetsRequest_ListOffsetsTopic_4, _d_ListOffsetsRequest_ListOffsetsTopic_6, _d_ListOffsetsRequest_ListOffsetsTopic_6, _d_ListOffsetsRequest_ListOffsetsTopic_6, _d_ListOffsetsRequest_ListOffsetsTopic_6)
-
-
 ListOffsetsRequest_ListOffsetsTopic._E = (_e_ListOffsetsRequest_ListOffsetsTopic_0, _e_ListOffsetsRequest_ListOffsetsTopic_1, _e_ListOffsetsRequest_ListOffsetsTopic_2, _e_ListOffsetsRequest_ListOffsetsTopic_3, _e_ListOffsetsRequest_ListOffsetsTopic_4, _e_ListOffsetsRequest_ListOffsetsTopic_5, _e_ListOffsetsRequest_ListOffsetsTopic_6, _e_ListOffsetsRequest_ListOffsetsTopic_7, _e_ListOffsetsRequest_ListOffsetsTopic_8, _e_ListOffsetsRequest_ListOffsetsTopic_9)
-
-
 ListOffsetsRequest._D = (_d_ListOffsetsRequest_0, _d_ListOffsetsRequest_1, _d_ListOffsetsRequest_2, _d_ListOffsetsRequest_2, _d_ListOffsetsRequest_4, _d_ListOffsetsRequest_4, _d_ListOffsetsRequest_6, _d_ListOffsetsRequest_6, _d_ListOffsetsRequest_6, _d_ListOffsetsRequest_6)
-
-
 ListOffsetsRequest._E = (_e_ListOffsetsRequest_0, _e_ListOffsetsRequest_1, _e_ListOffsetsRequest_2, _e_ListOffsetsRequest_3, _e_ListOffsetsRequest_4, _e_ListOffsetsRequest_5, _e_ListOffsetsRequest_6, _e_ListOffsetsRequest_7, _e_ListOffsetsRequest_8, _e_ListOffsetsRequest_9)
-
-
 ListOffsetsResponse_ListOffsetsPartitionResponse._D = (_d_ListOffsetsResponse_ListOffsetsPartitionResponse_0, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_1, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_1, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_1, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_4, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_4, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_6, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_6, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_6, _d_ListOffsetsResponse_ListOffsetsPartitionResponse_6)
-
-
 ListOffsetsResponse_ListOffsetsPartitionResponse._E = (_e_ListOffsetsResponse_ListOffsetsPartitionResponse_0, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_1, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_1, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_1, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_4, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_4, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_6, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_6, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_6, _e_ListOffsetsResponse_ListOffsetsPartitionResponse_6)
-
-
 ListOffsetsResponse_ListOffsetsTopicResponse._D = (_d_ListOffsetsResponse_ListOffsetsTopicResponse_0, _d_ListOffsetsResponse_ListOffsetsTopicResponse_1, _d_ListOffsetsResponse_ListOffsetsTopicResponse_1, _d_ListOffsetsResponse_ListOffsetsTopicResponse_1, _d_ListOffsetsResponse_ListOffsetsTopicResponse_4, _d_ListOffsetsResponse_ListOffsetsTopicResponse_4, _d_ListOffsetsResponse_ListOffsetsTopicResponse_6, _d_ListOffsetsResponse_ListOffsetsTopicResponse_6, _d_ListOffsetsResponse_ListOffsetsTopicResponse_6, _d_ListOffsetsResponse_ListOffsetsTopicResponse_6)
-
-
 ListOffsetsResponse_ListOffsetsTopicResponse._E = (_e_ListOffsetsResponse_ListOffsetsTopicResponse_0, _e_ListOffsetsResponse_ListOffsetsTopicResponse_1, _e_ListOffsetsResponse_ListOffsetsTopicResponse_1, _e_ListOffsetsResponse_ListOffsetsTopicResponse_1, _e_ListOffsetsResponse_ListOffsetsTopicResponse_4, _e_ListOffsetsResponse_ListOffsetsTopicResponse_4, _e_ListOffsetsResponse_ListOffsetsTopicResponse_6, _e_ListOffsetsResponse_ListOffsetsTopicResponse_6, _e_ListOffsetsResponse_ListOffsetsTopicResponse_6, _e_ListOffsetsResponse_ListOffsetsTopicResponse_6)
-
-
 ListOffsetsResponse._D = (_d_ListOffsetsResponse_0, _d_ListOffsetsResponse_1, _d_ListOffsetsResponse_2, _d_ListOffsetsResponse_2, _d_ListOffsetsResponse_4, _d_ListOffsetsResponse_4, _d_ListOffsetsResponse_6, _d_ListOffsetsResponse_6, _d_ListOffsetsResponse_6, _d_ListOffsetsResponse_6)
-
-
 ListOffsetsResponse._E = (_e_ListOffsetsResponse_0, _e_ListOffsetsResponse_1, _e_ListOffsetsResponse_2, _e_ListOffsetsResponse_2, _e_ListOffsetsResponse_4, _e_ListOffsetsResponse_4, _e_ListOffsetsResponse_6, _e_ListOffsetsResponse_6, _e_ListOffsetsResponse_6, _e_ListOffsetsResponse_6)

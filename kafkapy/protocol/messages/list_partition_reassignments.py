@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -119,12 +119,10 @@ def _d_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_0(buf:
         raise DecodeError('non-nullable array partition_indexes is null')
     else:
         f_partition_indexes, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics(f_name, f_partition_indexes), pos
 
 
@@ -139,12 +137,10 @@ def _d_ListPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[A
         for _ in range(n):
             e, pos = _d_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListPartitionReassignmentsRequest(f_timeout_ms, f_topics), pos
 
 
@@ -187,12 +183,10 @@ def _d_ListPartitionReassignmentsResponse_OngoingPartitionReassignment_0(buf: me
         raise DecodeError('non-nullable array removing_replicas is null')
     else:
         f_removing_replicas, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListPartitionReassignmentsResponse_OngoingPartitionReassignment(f_partition_index, f_replicas, f_adding_replicas, f_removing_replicas), pos
 
 
@@ -206,12 +200,10 @@ def _d_ListPartitionReassignmentsResponse_OngoingTopicReassignment_0(buf: memory
         for _ in range(n):
             e, pos = _d_ListPartitionReassignmentsResponse_OngoingPartitionReassignment_0(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListPartitionReassignmentsResponse_OngoingTopicReassignment(f_name, f_partitions), pos
 
 
@@ -227,12 +219,10 @@ def _d_ListPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple[
         for _ in range(n):
             e, pos = _d_ListPartitionReassignmentsResponse_OngoingTopicReassignment_0(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListPartitionReassignmentsResponse(f_throttle_time_ms, f_error_code, f_error_message, f_topics), pos
 
 
@@ -285,30 +275,12 @@ def _e_ListPartitionReassignmentsResponse_0(o: Any, w: bytearray) -> None:
 
 
 ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics._D = (_d_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_0,)
-
-
 ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics._E = (_e_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_0,)
-
-
 ListPartitionReassignmentsRequest._D = (_d_ListPartitionReassignmentsRequest_0,)
-
-
 ListPartitionReassignmentsRequest._E = (_e_ListPartitionReassignmentsRequest_0,)
-
-
 ListPartitionReassignmentsResponse_OngoingPartitionReassignment._D = (_d_ListPartitionReassignmentsResponse_OngoingPartitionReassignment_0,)
-
-
 ListPartitionReassignmentsResponse_OngoingPartitionReassignment._E = (_e_ListPartitionReassignmentsResponse_OngoingPartitionReassignment_0,)
-
-
 ListPartitionReassignmentsResponse_OngoingTopicReassignment._D = (_d_ListPartitionReassignmentsResponse_OngoingTopicReassignment_0,)
-
-
 ListPartitionReassignmentsResponse_OngoingTopicReassignment._E = (_e_ListPartitionReassignmentsResponse_OngoingTopicReassignment_0,)
-
-
 ListPartitionReassignmentsResponse._D = (_d_ListPartitionReassignmentsResponse_0,)
-
-
 ListPartitionReassignmentsResponse._E = (_e_ListPartitionReassignmentsResponse_0,)

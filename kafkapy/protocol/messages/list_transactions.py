@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -99,12 +99,10 @@ def _d_ListTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
         raise DecodeError('non-nullable array producer_id_filters is null')
     else:
         f_producer_id_filters, pos = _rprim(buf, pos, n, 'q', 8)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListTransactionsRequest(f_state_filters, f_producer_id_filters, -1), pos
 
 
@@ -143,12 +141,10 @@ def _d_ListTransactionsRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
         f_producer_id_filters, pos = _rprim(buf, pos, n, 'q', 8)
     f_duration_filter, = _S_q.unpack_from(buf, pos)
     pos += 8
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListTransactionsRequest(f_state_filters, f_producer_id_filters, f_duration_filter), pos
 
 
@@ -175,12 +171,10 @@ def _d_ListTransactionsResponse_TransactionState_0(buf: memoryview, pos: int) ->
     f_producer_id, = _S_q.unpack_from(buf, pos)
     pos += 8
     f_transaction_state, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListTransactionsResponse_TransactionState(f_transactional_id, f_producer_id, f_transaction_state), pos
 
 
@@ -203,12 +197,10 @@ def _d_ListTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ListTransactionsResponse_TransactionState_0(buf, pos)
             f_transaction_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ListTransactionsResponse(f_throttle_time_ms, f_error_code, f_unknown_state_filters, f_transaction_states), pos
 
 
@@ -239,18 +231,8 @@ def _e_ListTransactionsResponse_0(o: Any, w: bytearray) -> None:
 
 
 ListTransactionsRequest._D = (_d_ListTransactionsRequest_0, _d_ListTransactionsRequest_1)
-
-
 ListTransactionsRequest._E = (_e_ListTransactionsRequest_0, _e_ListTransactionsRequest_1)
-
-
 ListTransactionsResponse_TransactionState._D = (_d_ListTransactionsResponse_TransactionState_0, _d_ListTransactionsResponse_TransactionState_0)
-
-
 ListTransactionsResponse_TransactionState._E = (_e_ListTransactionsResponse_TransactionState_0, _e_ListTransactionsResponse_TransactionState_0)
-
-
 ListTransactionsResponse._D = (_d_ListTransactionsResponse_0, _d_ListTransactionsResponse_0)
-
-
 ListTransactionsResponse._E = (_e_ListTransactionsResponse_0, _e_ListTransactionsResponse_0)

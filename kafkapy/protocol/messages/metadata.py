@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -340,12 +340,10 @@ def _e_MetadataRequest_8(o: Any, w: bytearray) -> None:
 
 def _d_MetadataRequest_MetadataRequestTopic_9(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_name, pos = _rcstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataRequest_MetadataRequestTopic(b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_name), pos
 
 
@@ -360,12 +358,10 @@ def _d_MetadataRequest_9(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations, = _S_ooo.unpack_from(buf, pos)
     pos += 3
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataRequest(f_topics, f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations), pos
 
 
@@ -388,12 +384,10 @@ def _d_MetadataRequest_MetadataRequestTopic_10(buf: memoryview, pos: int) -> tup
     f_topic_id, = _S_u.unpack_from(buf, pos)
     pos += 16
     f_name, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataRequest_MetadataRequestTopic(f_topic_id, f_name), pos
 
 
@@ -408,12 +402,10 @@ def _d_MetadataRequest_10(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations, = _S_ooo.unpack_from(buf, pos)
     pos += 3
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataRequest(f_topics, f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations), pos
 
 
@@ -444,12 +436,10 @@ def _d_MetadataRequest_11(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_allow_auto_topic_creation, f_include_topic_authorized_operations, = _S_oo.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataRequest(f_topics, f_allow_auto_topic_creation, False, f_include_topic_authorized_operations), pos
 
 
@@ -1086,12 +1076,10 @@ def _d_MetadataResponse_MetadataResponseBroker_9(buf: memoryview, pos: int) -> t
     f_port, = _S_i.unpack_from(buf, pos)
     pos += 4
     f_rack, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse_MetadataResponseBroker(f_node_id, f_host, f_port, f_rack), pos
 
 
@@ -1113,12 +1101,10 @@ def _d_MetadataResponse_MetadataResponsePartition_9(buf: memoryview, pos: int) -
         raise DecodeError('non-nullable array offline_replicas is null')
     else:
         f_offline_replicas, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse_MetadataResponsePartition(f_error_code, f_partition_index, f_leader_id, f_leader_epoch, f_replica_nodes, f_isr_nodes, f_offline_replicas), pos
 
 
@@ -1138,12 +1124,10 @@ def _d_MetadataResponse_MetadataResponseTopic_9(buf: memoryview, pos: int) -> tu
             f_partitions.append(e)
     f_topic_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse_MetadataResponseTopic(f_error_code, f_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_is_internal, f_partitions, f_topic_authorized_operations), pos
 
 
@@ -1171,12 +1155,10 @@ def _d_MetadataResponse_9(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse(f_throttle_time_ms, f_brokers, f_cluster_id, f_controller_id, f_topics, f_cluster_authorized_operations), pos
 
 
@@ -1264,12 +1246,10 @@ def _d_MetadataResponse_MetadataResponseTopic_10(buf: memoryview, pos: int) -> t
             f_partitions.append(e)
     f_topic_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse_MetadataResponseTopic(f_error_code, f_name, f_topic_id, f_is_internal, f_partitions, f_topic_authorized_operations), pos
 
 
@@ -1297,12 +1277,10 @@ def _d_MetadataResponse_10(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse(f_throttle_time_ms, f_brokers, f_cluster_id, f_controller_id, f_topics, f_cluster_authorized_operations), pos
 
 
@@ -1365,12 +1343,10 @@ def _d_MetadataResponse_11(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_MetadataResponse_MetadataResponseTopic_10(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse(f_throttle_time_ms, f_brokers, f_cluster_id, f_controller_id, f_topics, -2147483648), pos
 
 
@@ -1411,12 +1387,10 @@ def _d_MetadataResponse_MetadataResponseTopic_12(buf: memoryview, pos: int) -> t
             f_partitions.append(e)
     f_topic_authorized_operations, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse_MetadataResponseTopic(f_error_code, f_name, f_topic_id, f_is_internal, f_partitions, f_topic_authorized_operations), pos
 
 
@@ -1442,12 +1416,10 @@ def _d_MetadataResponse_12(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_MetadataResponse_MetadataResponseTopic_12(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return MetadataResponse(f_throttle_time_ms, f_brokers, f_cluster_id, f_controller_id, f_topics, -2147483648), pos
 
 
@@ -1488,36 +1460,14 @@ def _e_MetadataResponse_12(o: Any, w: bytearray) -> None:
 
 
 MetadataRequest_MetadataRequestTopic._D = (_d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_0, _d_MetadataRequest_MetadataRequestTopic_9, _d_MetadataRequest_MetadataRequestTopic_10, _d_MetadataRequest_MetadataRequestTopic_10, _d_MetadataRequest_MetadataRequestTopic_10)
-
-
 MetadataRequest_MetadataRequestTopic._E = (_e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_0, _e_MetadataRequest_MetadataRequestTopic_9, _e_MetadataRequest_MetadataRequestTopic_10, _e_MetadataRequest_MetadataRequestTopic_10, _e_MetadataRequest_MetadataRequestTopic_10)
-
-
 MetadataRequest._D = (_d_MetadataRequest_0, _d_MetadataRequest_1, _d_MetadataRequest_1, _d_MetadataRequest_1, _d_MetadataRequest_4, _d_MetadataRequest_4, _d_MetadataRequest_4, _d_MetadataRequest_4, _d_MetadataRequest_8, _d_MetadataRequest_9, _d_MetadataRequest_10, _d_MetadataRequest_11, _d_MetadataRequest_11)
-
-
 MetadataRequest._E = (_e_MetadataRequest_0, _e_MetadataRequest_1, _e_MetadataRequest_2, _e_MetadataRequest_3, _e_MetadataRequest_4, _e_MetadataRequest_5, _e_MetadataRequest_6, _e_MetadataRequest_7, _e_MetadataRequest_8, _e_MetadataRequest_9, _e_MetadataRequest_10, _e_MetadataRequest_11, _e_MetadataRequest_12)
-
-
 MetadataResponse_MetadataResponseBroker._D = (_d_MetadataResponse_MetadataResponseBroker_0, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_1, _d_MetadataResponse_MetadataResponseBroker_9, _d_MetadataResponse_MetadataResponseBroker_9, _d_MetadataResponse_MetadataResponseBroker_9, _d_MetadataResponse_MetadataResponseBroker_9)
-
-
 MetadataResponse_MetadataResponseBroker._E = (_e_MetadataResponse_MetadataResponseBroker_0, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_1, _e_MetadataResponse_MetadataResponseBroker_9, _e_MetadataResponse_MetadataResponseBroker_9, _e_MetadataResponse_MetadataResponseBroker_9, _e_MetadataResponse_MetadataResponseBroker_9)
-
-
 MetadataResponse_MetadataResponsePartition._D = (_d_MetadataResponse_MetadataResponsePartition_0, _d_MetadataResponse_MetadataResponsePartition_0, _d_MetadataResponse_MetadataResponsePartition_0, _d_MetadataResponse_MetadataResponsePartition_0, _d_MetadataResponse_MetadataResponsePartition_0, _d_MetadataResponse_MetadataResponsePartition_5, _d_MetadataResponse_MetadataResponsePartition_5, _d_MetadataResponse_MetadataResponsePartition_7, _d_MetadataResponse_MetadataResponsePartition_7, _d_MetadataResponse_MetadataResponsePartition_9, _d_MetadataResponse_MetadataResponsePartition_9, _d_MetadataResponse_MetadataResponsePartition_9, _d_MetadataResponse_MetadataResponsePartition_9)
-
-
 MetadataResponse_MetadataResponsePartition._E = (_e_MetadataResponse_MetadataResponsePartition_0, _e_MetadataResponse_MetadataResponsePartition_0, _e_MetadataResponse_MetadataResponsePartition_0, _e_MetadataResponse_MetadataResponsePartition_0, _e_MetadataResponse_MetadataResponsePartition_0, _e_MetadataResponse_MetadataResponsePartition_5, _e_MetadataResponse_MetadataResponsePartition_5, _e_MetadataResponse_MetadataResponsePartition_7, _e_MetadataResponse_MetadataResponsePartition_7, _e_MetadataResponse_MetadataResponsePartition_9, _e_MetadataResponse_MetadataResponsePartition_9, _e_MetadataResponse_MetadataResponsePartition_9, _e_MetadataResponse_MetadataResponsePartition_9)
-
-
 MetadataResponse_MetadataResponseTopic._D = (_d_MetadataResponse_MetadataResponseTopic_0, _d_MetadataResponse_MetadataResponseTopic_1, _d_MetadataResponse_MetadataResponseTopic_1, _d_MetadataResponse_MetadataResponseTopic_1, _d_MetadataResponse_MetadataResponseTopic_1, _d_MetadataResponse_MetadataResponseTopic_5, _d_MetadataResponse_MetadataResponseTopic_5, _d_MetadataResponse_MetadataResponseTopic_7, _d_MetadataResponse_MetadataResponseTopic_8, _d_MetadataResponse_MetadataResponseTopic_9, _d_MetadataResponse_MetadataResponseTopic_10, _d_MetadataResponse_MetadataResponseTopic_10, _d_MetadataResponse_MetadataResponseTopic_12)
-
-
 MetadataResponse_MetadataResponseTopic._E = (_e_MetadataResponse_MetadataResponseTopic_0, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_5, _e_MetadataResponse_MetadataResponseTopic_5, _e_MetadataResponse_MetadataResponseTopic_7, _e_MetadataResponse_MetadataResponseTopic_8, _e_MetadataResponse_MetadataResponseTopic_9, _e_MetadataResponse_MetadataResponseTopic_10, _e_MetadataResponse_MetadataResponseTopic_10, _e_MetadataResponse_MetadataResponseTopic_12)
-
-
 MetadataResponse._D = (_d_MetadataResponse_0, _d_MetadataResponse_1, _d_MetadataResponse_2, _d_MetadataResponse_3, _d_MetadataResponse_3, _d_MetadataResponse_5, _d_MetadataResponse_5, _d_MetadataResponse_7, _d_MetadataResponse_8, _d_MetadataResponse_9, _d_MetadataResponse_10, _d_MetadataResponse_11, _d_MetadataResponse_12)
-
-
 MetadataResponse._E = (_e_MetadataResponse_0, _e_MetadataResponse_1, _e_MetadataResponse_2, _e_MetadataResponse_3, _e_MetadataResponse_3, _e_MetadataResponse_5, _e_MetadataResponse_5, _e_MetadataResponse_7, _e_MetadataResponse_8, _e_MetadataResponse_9, _e_MetadataResponse_10, _e_MetadataResponse_11, _e_MetadataResponse_12)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -558,12 +558,10 @@ def _d_OffsetCommitRequest_OffsetCommitRequestPartition_8(buf: memoryview, pos: 
     f_partition_index, f_committed_offset, f_committed_leader_epoch, = _S_iqi.unpack_from(buf, pos)
     pos += 16
     f_committed_metadata, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetCommitRequest_OffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, -1, f_committed_metadata), pos
 
 
@@ -577,12 +575,10 @@ def _d_OffsetCommitRequest_OffsetCommitRequestTopic_8(buf: memoryview, pos: int)
         for _ in range(n):
             e, pos = _d_OffsetCommitRequest_OffsetCommitRequestPartition_8(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetCommitRequest_OffsetCommitRequestTopic(f_name, f_partitions), pos
 
 
@@ -600,12 +596,10 @@ def _d_OffsetCommitRequest_8(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_OffsetCommitRequest_OffsetCommitRequestTopic_8(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetCommitRequest(f_group_id, f_generation_id_or_member_epoch, f_member_id, f_group_instance_id, -1, f_topics), pos
 
 
@@ -763,12 +757,10 @@ def _e_OffsetCommitResponse_3(o: Any, w: bytearray) -> None:
 def _d_OffsetCommitResponse_OffsetCommitResponsePartition_8(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetCommitResponse_OffsetCommitResponsePartition(f_partition_index, f_error_code), pos
 
 
@@ -782,12 +774,10 @@ def _d_OffsetCommitResponse_OffsetCommitResponseTopic_8(buf: memoryview, pos: in
         for _ in range(n):
             e, pos = _d_OffsetCommitResponse_OffsetCommitResponsePartition_8(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetCommitResponse_OffsetCommitResponseTopic(f_name, f_partitions), pos
 
 
@@ -802,12 +792,10 @@ def _d_OffsetCommitResponse_8(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_OffsetCommitResponse_OffsetCommitResponseTopic_8(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetCommitResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -841,36 +829,14 @@ def _e_OffsetCommitResponse_8(o: Any, w: bytearray) -> None:
 
 
 OffsetCommitRequest_OffsetCommitRequestPartition._D = (_d_OffsetCommitRequest_OffsetCommitRequestPartition_0, _d_OffsetCommitRequest_OffsetCommitRequestPartition_1, _d_OffsetCommitRequest_OffsetCommitRequestPartition_0, _d_OffsetCommitRequest_OffsetCommitRequestPartition_0, _d_OffsetCommitRequest_OffsetCommitRequestPartition_0, _d_OffsetCommitRequest_OffsetCommitRequestPartition_0, _d_OffsetCommitRequest_OffsetCommitRequestPartition_6, _d_OffsetCommitRequest_OffsetCommitRequestPartition_6, _d_OffsetCommitRequest_OffsetCommitRequestPartition_8, _d_OffsetCommitRequest_OffsetCommitRequestPartition_8)
-
-
 OffsetCommitRequest_OffsetCommitRequestPartition._E = (_e_OffsetCommitRequest_OffsetCommitRequestPartition_0, _e_OffsetCommitRequest_OffsetCommitRequestPartition_1, _e_OffsetCommitRequest_OffsetCommitRequestPartition_2, _e_OffsetCommitRequest_OffsetCommitRequestPartition_3, _e_OffsetCommitRequest_OffsetCommitRequestPartition_4, _e_OffsetCommitRequest_OffsetCommitRequestPartition_5, _e_OffsetCommitRequest_OffsetCommitRequestPartition_6, _e_OffsetCommitRequest_OffsetCommitRequestPartition_7, _e_OffsetCommitRequest_OffsetCommitRequestPartition_8, _e_OffsetCommitRequest_OffsetCommitRequestPartition_9)
-
-
 OffsetCommitRequest_OffsetCommitRequestTopic._D = (_d_OffsetCommitRequest_OffsetCommitRequestTopic_0, _d_OffsetCommitRequest_OffsetCommitRequestTopic_1, _d_OffsetCommitRequest_OffsetCommitRequestTopic_0, _d_OffsetCommitRequest_OffsetCommitRequestTopic_0, _d_OffsetCommitRequest_OffsetCommitRequestTopic_0, _d_OffsetCommitRequest_OffsetCommitRequestTopic_0, _d_OffsetCommitRequest_OffsetCommitRequestTopic_6, _d_OffsetCommitRequest_OffsetCommitRequestTopic_6, _d_OffsetCommitRequest_OffsetCommitRequestTopic_8, _d_OffsetCommitRequest_OffsetCommitRequestTopic_8)
-
-
 OffsetCommitRequest_OffsetCommitRequestTopic._E = (_e_OffsetCommitRequest_OffsetCommitRequestTopic_0, _e_OffsetCommitRequest_OffsetCommitRequestTopic_1, _e_OffsetCommitRequest_OffsetCommitRequestTopic_2, _e_OffsetCommitRequest_OffsetCommitRequestTopic_3, _e_OffsetCommitRequest_OffsetCommitRequestTopic_4, _e_OffsetCommitRequest_OffsetCommitRequestTopic_5, _e_OffsetCommitRequest_OffsetCommitRequestTopic_6, _e_OffsetCommitRequest_OffsetCommitRequestTopic_7, _e_OffsetCommitRequest_OffsetCommitRequestTopic_8, _e_OffsetCommitRequest_OffsetCommitRequestTopic_9)
-
-
 OffsetCommitRequest._D = (_d_OffsetCommitRequest_0, _d_OffsetCommitRequest_1, _d_OffsetCommitRequest_2, _d_OffsetCommitRequest_2, _d_OffsetCommitRequest_2, _d_OffsetCommitRequest_5, _d_OffsetCommitRequest_6, _d_OffsetCommitRequest_7, _d_OffsetCommitRequest_8, _d_OffsetCommitRequest_8)
-
-
 OffsetCommitRequest._E = (_e_OffsetCommitRequest_0, _e_OffsetCommitRequest_1, _e_OffsetCommitRequest_2, _e_OffsetCommitRequest_3, _e_OffsetCommitRequest_4, _e_OffsetCommitRequest_5, _e_OffsetCommitRequest_6, _e_OffsetCommitRequest_7, _e_OffsetCommitRequest_8, _e_OffsetCommitRequest_9)
-
-
 OffsetCommitResponse_OffsetCommitResponsePartition._D = (_d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_0, _d_OffsetCommitResponse_OffsetCommitResponsePartition_8, _d_OffsetCommitResponse_OffsetCommitResponsePartition_8)
-
-
 OffsetCommitResponse_OffsetCommitResponsePartition._E = (_e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_0, _e_OffsetCommitResponse_OffsetCommitResponsePartition_8, _e_OffsetCommitResponse_OffsetCommitResponsePartition_8)
-
-
 OffsetCommitResponse_OffsetCommitResponseTopic._D = (_d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_0, _d_OffsetCommitResponse_OffsetCommitResponseTopic_8, _d_OffsetCommitResponse_OffsetCommitResponseTopic_8)
-
-
 OffsetCommitResponse_OffsetCommitResponseTopic._E = (_e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_0, _e_OffsetCommitResponse_OffsetCommitResponseTopic_8, _e_OffsetCommitResponse_OffsetCommitResponseTopic_8)
-
-
 OffsetCommitResponse._D = (_d_OffsetCommitResponse_0, _d_OffsetCommitResponse_0, _d_OffsetCommitResponse_0, _d_OffsetCommitResponse_3, _d_OffsetCommitResponse_3, _d_OffsetCommitResponse_3, _d_OffsetCommitResponse_3, _d_OffsetCommitResponse_3, _d_OffsetCommitResponse_8, _d_OffsetCommitResponse_8)
-
-
 OffsetCommitResponse._E = (_e_OffsetCommitResponse_0, _e_OffsetCommitResponse_0, _e_OffsetCommitResponse_0, _e_OffsetCommitResponse_3, _e_OffsetCommitResponse_3, _e_OffsetCommitResponse_3, _e_OffsetCommitResponse_3, _e_OffsetCommitResponse_3, _e_OffsetCommitResponse_8, _e_OffsetCommitResponse_8)

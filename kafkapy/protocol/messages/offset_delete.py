@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -237,36 +237,14 @@ def _e_OffsetDeleteResponse_0(o: Any, w: bytearray) -> None:
 
 
 OffsetDeleteRequest_OffsetDeleteRequestPartition._D = (_d_OffsetDeleteRequest_OffsetDeleteRequestPartition_0,)
-
-
 OffsetDeleteRequest_OffsetDeleteRequestPartition._E = (_e_OffsetDeleteRequest_OffsetDeleteRequestPartition_0,)
-
-
 OffsetDeleteRequest_OffsetDeleteRequestTopic._D = (_d_OffsetDeleteRequest_OffsetDeleteRequestTopic_0,)
-
-
 OffsetDeleteRequest_OffsetDeleteRequestTopic._E = (_e_OffsetDeleteRequest_OffsetDeleteRequestTopic_0,)
-
-
 OffsetDeleteRequest._D = (_d_OffsetDeleteRequest_0,)
-
-
 OffsetDeleteRequest._E = (_e_OffsetDeleteRequest_0,)
-
-
 OffsetDeleteResponse_OffsetDeleteResponsePartition._D = (_d_OffsetDeleteResponse_OffsetDeleteResponsePartition_0,)
-
-
 OffsetDeleteResponse_OffsetDeleteResponsePartition._E = (_e_OffsetDeleteResponse_OffsetDeleteResponsePartition_0,)
-
-
 OffsetDeleteResponse_OffsetDeleteResponseTopic._D = (_d_OffsetDeleteResponse_OffsetDeleteResponseTopic_0,)
-
-
 OffsetDeleteResponse_OffsetDeleteResponseTopic._E = (_e_OffsetDeleteResponse_OffsetDeleteResponseTopic_0,)
-
-
 OffsetDeleteResponse._D = (_d_OffsetDeleteResponse_0,)
-
-
 OffsetDeleteResponse._E = (_e_OffsetDeleteResponse_0,)

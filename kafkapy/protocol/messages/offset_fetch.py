@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -336,12 +336,10 @@ def _d_OffsetFetchRequest_OffsetFetchRequestTopic_6(buf: memoryview, pos: int) -
         raise DecodeError('non-nullable array partition_indexes is null')
     else:
         f_partition_indexes, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest_OffsetFetchRequestTopic(f_name, f_partition_indexes), pos
 
 
@@ -355,12 +353,10 @@ def _d_OffsetFetchRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_OffsetFetchRequest_OffsetFetchRequestTopic_6(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest(f_group_id, f_topics, [], False), pos
 
 
@@ -401,12 +397,10 @@ def _d_OffsetFetchRequest_7(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_require_stable, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest(f_group_id, f_topics, [], f_require_stable), pos
 
 
@@ -430,12 +424,10 @@ def _d_OffsetFetchRequest_OffsetFetchRequestTopics_8(buf: memoryview, pos: int) 
         raise DecodeError('non-nullable array partition_indexes is null')
     else:
         f_partition_indexes, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest_OffsetFetchRequestTopics(f_name, f_partition_indexes), pos
 
 
@@ -449,12 +441,10 @@ def _d_OffsetFetchRequest_OffsetFetchRequestGroup_8(buf: memoryview, pos: int) -
         for _ in range(n):
             e, pos = _d_OffsetFetchRequest_OffsetFetchRequestTopics_8(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest_OffsetFetchRequestGroup(f_group_id, None, -1, f_topics), pos
 
 
@@ -469,12 +459,10 @@ def _d_OffsetFetchRequest_8(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_groups.append(e)
     f_require_stable, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest('', [], f_groups, f_require_stable), pos
 
 
@@ -528,12 +516,10 @@ def _d_OffsetFetchRequest_OffsetFetchRequestGroup_9(buf: memoryview, pos: int) -
         for _ in range(n):
             e, pos = _d_OffsetFetchRequest_OffsetFetchRequestTopics_8(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest_OffsetFetchRequestGroup(f_group_id, f_member_id, f_member_epoch, f_topics), pos
 
 
@@ -548,12 +534,10 @@ def _d_OffsetFetchRequest_9(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_groups.append(e)
     f_require_stable, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchRequest('', [], f_groups, f_require_stable), pos
 
 
@@ -772,12 +756,10 @@ def _d_OffsetFetchResponse_OffsetFetchResponsePartition_6(buf: memoryview, pos: 
     f_metadata, pos = _rcnstr(buf, pos)
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchResponse_OffsetFetchResponsePartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_metadata, f_error_code), pos
 
 
@@ -791,12 +773,10 @@ def _d_OffsetFetchResponse_OffsetFetchResponseTopic_6(buf: memoryview, pos: int)
         for _ in range(n):
             e, pos = _d_OffsetFetchResponse_OffsetFetchResponsePartition_6(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchResponse_OffsetFetchResponseTopic(f_name, f_partitions), pos
 
 
@@ -813,12 +793,10 @@ def _d_OffsetFetchResponse_6(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_topics.append(e)
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchResponse(f_throttle_time_ms, f_topics, f_error_code, []), pos
 
 
@@ -860,12 +838,10 @@ def _d_OffsetFetchResponse_OffsetFetchResponsePartitions_8(buf: memoryview, pos:
     f_metadata, pos = _rcnstr(buf, pos)
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchResponse_OffsetFetchResponsePartitions(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_metadata, f_error_code), pos
 
 
@@ -879,12 +855,10 @@ def _d_OffsetFetchResponse_OffsetFetchResponseTopics_8(buf: memoryview, pos: int
         for _ in range(n):
             e, pos = _d_OffsetFetchResponse_OffsetFetchResponsePartitions_8(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchResponse_OffsetFetchResponseTopics(f_name, f_partitions), pos
 
 
@@ -900,12 +874,10 @@ def _d_OffsetFetchResponse_OffsetFetchResponseGroup_8(buf: memoryview, pos: int)
             f_topics.append(e)
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchResponse_OffsetFetchResponseGroup(f_group_id, f_topics, f_error_code), pos
 
 
@@ -920,12 +892,10 @@ def _d_OffsetFetchResponse_8(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_OffsetFetchResponse_OffsetFetchResponseGroup_8(buf, pos)
             f_groups.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetFetchResponse(f_throttle_time_ms, [], 0, f_groups), pos
 
 
@@ -974,60 +944,22 @@ def _e_OffsetFetchResponse_8(o: Any, w: bytearray) -> None:
 
 
 OffsetFetchRequest_OffsetFetchRequestTopic._D = (_d_OffsetFetchRequest_OffsetFetchRequestTopic_0, _d_OffsetFetchRequest_OffsetFetchRequestTopic_0, _d_OffsetFetchRequest_OffsetFetchRequestTopic_0, _d_OffsetFetchRequest_OffsetFetchRequestTopic_0, _d_OffsetFetchRequest_OffsetFetchRequestTopic_0, _d_OffsetFetchRequest_OffsetFetchRequestTopic_0, _d_OffsetFetchRequest_OffsetFetchRequestTopic_6, _d_OffsetFetchRequest_OffsetFetchRequestTopic_6)
-
-
 OffsetFetchRequest_OffsetFetchRequestTopic._E = (_e_OffsetFetchRequest_OffsetFetchRequestTopic_0, _e_OffsetFetchRequest_OffsetFetchRequestTopic_0, _e_OffsetFetchRequest_OffsetFetchRequestTopic_0, _e_OffsetFetchRequest_OffsetFetchRequestTopic_0, _e_OffsetFetchRequest_OffsetFetchRequestTopic_0, _e_OffsetFetchRequest_OffsetFetchRequestTopic_0, _e_OffsetFetchRequest_OffsetFetchRequestTopic_6, _e_OffsetFetchRequest_OffsetFetchRequestTopic_6)
-
-
 OffsetFetchRequest_OffsetFetchRequestTopics._D = (None, None, None, None, None, None, None, None, _d_OffsetFetchRequest_OffsetFetchRequestTopics_8, _d_OffsetFetchRequest_OffsetFetchRequestTopics_8)
-
-
 OffsetFetchRequest_OffsetFetchRequestTopics._E = (None, None, None, None, None, None, None, None, _e_OffsetFetchRequest_OffsetFetchRequestTopics_8, _e_OffsetFetchRequest_OffsetFetchRequestTopics_8)
-
-
 OffsetFetchRequest_OffsetFetchRequestGroup._D = (None, None, None, None, None, None, None, None, _d_OffsetFetchRequest_OffsetFetchRequestGroup_8, _d_OffsetFetchRequest_OffsetFetchRequestGroup_9)
-
-
 OffsetFetchRequest_OffsetFetchRequestGroup._E = (None, None, None, None, None, None, None, None, _e_OffsetFetchRequest_OffsetFetchRequestGroup_8, _e_OffsetFetchRequest_OffsetFetchRequestGroup_9)
-
-
 OffsetFetchRequest._D = (_d_OffsetFetchRequest_0, _d_OffsetFetchRequest_0, _d_OffsetFetchRequest_2, _d_OffsetFetchRequest_2, _d_OffsetFetchRequest_2, _d_OffsetFetchRequest_2, _d_OffsetFetchRequest_6, _d_OffsetFetchRequest_7, _d_OffsetFetchRequest_8, _d_OffsetFetchRequest_9)
-
-
 OffsetFetchRequest._E = (_e_OffsetFetchRequest_0, _e_OffsetFetchRequest_1, _e_OffsetFetchRequest_2, _e_OffsetFetchRequest_3, _e_OffsetFetchRequest_4, _e_OffsetFetchRequest_5, _e_OffsetFetchRequest_6, _e_OffsetFetchRequest_7, _e_OffsetFetchRequest_8, _e_OffsetFetchRequest_9)
-
-
 OffsetFetchResponse_OffsetFetchResponsePartition._D = (_d_OffsetFetchResponse_OffsetFetchResponsePartition_0, _d_OffsetFetchResponse_OffsetFetchResponsePartition_0, _d_OffsetFetchResponse_OffsetFetchResponsePartition_0, _d_OffsetFetchResponse_OffsetFetchResponsePartition_0, _d_OffsetFetchResponse_OffsetFetchResponsePartition_0, _d_OffsetFetchResponse_OffsetFetchResponsePartition_5, _d_OffsetFetchResponse_OffsetFetchResponsePartition_6, _d_OffsetFetchResponse_OffsetFetchResponsePartition_6)
-
-
 OffsetFetchResponse_OffsetFetchResponsePartition._E = (_e_OffsetFetchResponse_OffsetFetchResponsePartition_0, _e_OffsetFetchResponse_OffsetFetchResponsePartition_0, _e_OffsetFetchResponse_OffsetFetchResponsePartition_0, _e_OffsetFetchResponse_OffsetFetchResponsePartition_0, _e_OffsetFetchResponse_OffsetFetchResponsePartition_0, _e_OffsetFetchResponse_OffsetFetchResponsePartition_5, _e_OffsetFetchResponse_OffsetFetchResponsePartition_6, _e_OffsetFetchResponse_OffsetFetchResponsePartition_6)
-
-
 OffsetFetchResponse_OffsetFetchResponseTopic._D = (_d_OffsetFetchResponse_OffsetFetchResponseTopic_0, _d_OffsetFetchResponse_OffsetFetchResponseTopic_0, _d_OffsetFetchResponse_OffsetFetchResponseTopic_0, _d_OffsetFetchResponse_OffsetFetchResponseTopic_0, _d_OffsetFetchResponse_OffsetFetchResponseTopic_0, _d_OffsetFetchResponse_OffsetFetchResponseTopic_5, _d_OffsetFetchResponse_OffsetFetchResponseTopic_6, _d_OffsetFetchResponse_OffsetFetchResponseTopic_6)
-
-
 OffsetFetchResponse_OffsetFetchResponseTopic._E = (_e_OffsetFetchResponse_OffsetFetchResponseTopic_0, _e_OffsetFetchResponse_OffsetFetchResponseTopic_0, _e_OffsetFetchResponse_OffsetFetchResponseTopic_0, _e_OffsetFetchResponse_OffsetFetchResponseTopic_0, _e_OffsetFetchResponse_OffsetFetchResponseTopic_0, _e_OffsetFetchResponse_OffsetFetchResponseTopic_5, _e_OffsetFetchResponse_OffsetFetchResponseTopic_6, _e_OffsetFetchResponse_OffsetFetchResponseTopic_6)
-
-
 OffsetFetchResponse_OffsetFetchResponsePartitions._D = (None, None, None, None, None, None, None, None, _d_OffsetFetchResponse_OffsetFetchResponsePartitions_8, _d_OffsetFetchResponse_OffsetFetchResponsePartitions_8)
-
-
 OffsetFetchResponse_OffsetFetchResponsePartitions._E = (None, None, None, None, None, None, None, None, _e_OffsetFetchResponse_OffsetFetchResponsePartitions_8, _e_OffsetFetchResponse_OffsetFetchResponsePartitions_8)
-
-
 OffsetFetchResponse_OffsetFetchResponseTopics._D = (None, None, None, None, None, None, None, None, _d_OffsetFetchResponse_OffsetFetchResponseTopics_8, _d_OffsetFetchResponse_OffsetFetchResponseTopics_8)
-
-
 OffsetFetchResponse_OffsetFetchResponseTopics._E = (None, None, None, None, None, None, None, None, _e_OffsetFetchResponse_OffsetFetchResponseTopics_8, _e_OffsetFetchResponse_OffsetFetchResponseTopics_8)
-
-
 OffsetFetchResponse_OffsetFetchResponseGroup._D = (None, None, None, None, None, None, None, None, _d_OffsetFetchResponse_OffsetFetchResponseGroup_8, _d_OffsetFetchResponse_OffsetFetchResponseGroup_8)
-
-
 OffsetFetchResponse_OffsetFetchResponseGroup._E = (None, None, None, None, None, None, None, None, _e_OffsetFetchResponse_OffsetFetchResponseGroup_8, _e_OffsetFetchResponse_OffsetFetchResponseGroup_8)
-
-
 OffsetFetchResponse._D = (_d_OffsetFetchResponse_0, _d_OffsetFetchResponse_0, _d_OffsetFetchResponse_2, _d_OffsetFetchResponse_3, _d_OffsetFetchResponse_3, _d_OffsetFetchResponse_5, _d_OffsetFetchResponse_6, _d_OffsetFetchResponse_6, _d_OffsetFetchResponse_8, _d_OffsetFetchResponse_8)
-
-
 OffsetFetchResponse._E = (_e_OffsetFetchResponse_0, _e_OffsetFetchResponse_0, _e_OffsetFetchResponse_2, _e_OffsetFetchResponse_3, _e_OffsetFetchResponse_3, _e_OffsetFetchResponse_5, _e_OffsetFetchResponse_6, _e_OffsetFetchResponse_6, _e_OffsetFetchResponse_8, _e_OffsetFetchResponse_8)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -267,12 +267,10 @@ def _e_OffsetForLeaderEpochRequest_3(o: Any, w: bytearray) -> None:
 def _d_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_4(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition, f_current_leader_epoch, f_leader_epoch, = _S_iii.unpack_from(buf, pos)
     pos += 12
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetForLeaderEpochRequest_OffsetForLeaderPartition(f_partition, f_current_leader_epoch, f_leader_epoch), pos
 
 
@@ -286,12 +284,10 @@ def _d_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_4(buf: memoryview, pos: 
         for _ in range(n):
             e, pos = _d_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_4(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetForLeaderEpochRequest_OffsetForLeaderTopic(f_topic, f_partitions), pos
 
 
@@ -306,12 +302,10 @@ def _d_OffsetForLeaderEpochRequest_4(buf: memoryview, pos: int) -> tuple[Any, in
         for _ in range(n):
             e, pos = _d_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_4(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetForLeaderEpochRequest(f_replica_id, f_topics), pos
 
 
@@ -484,12 +478,10 @@ def _e_OffsetForLeaderEpochResponse_2(o: Any, w: bytearray) -> None:
 def _d_OffsetForLeaderEpochResponse_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_error_code, f_partition, f_leader_epoch, f_end_offset, = _S_hiiq.unpack_from(buf, pos)
     pos += 18
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetForLeaderEpochResponse_EpochEndOffset(f_error_code, f_partition, f_leader_epoch, f_end_offset), pos
 
 
@@ -503,12 +495,10 @@ def _d_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_4(buf: memoryview
         for _ in range(n):
             e, pos = _d_OffsetForLeaderEpochResponse_EpochEndOffset_4(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult(f_topic, f_partitions), pos
 
 
@@ -523,12 +513,10 @@ def _d_OffsetForLeaderEpochResponse_4(buf: memoryview, pos: int) -> tuple[Any, i
         for _ in range(n):
             e, pos = _d_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_4(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return OffsetForLeaderEpochResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -562,36 +550,14 @@ def _e_OffsetForLeaderEpochResponse_4(o: Any, w: bytearray) -> None:
 
 
 OffsetForLeaderEpochRequest_OffsetForLeaderPartition._D = (_d_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_0, _d_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_0, _d_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_2, _d_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_2, _d_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_4)
-
-
 OffsetForLeaderEpochRequest_OffsetForLeaderPartition._E = (_e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_0, _e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_0, _e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_2, _e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_2, _e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_4)
-
-
 OffsetForLeaderEpochRequest_OffsetForLeaderTopic._D = (_d_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_0, _d_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_0, _d_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_2, _d_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_2, _d_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_4)
-
-
 OffsetForLeaderEpochRequest_OffsetForLeaderTopic._E = (_e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_0, _e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_0, _e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_2, _e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_2, _e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_4)
-
-
 OffsetForLeaderEpochRequest._D = (_d_OffsetForLeaderEpochRequest_0, _d_OffsetForLeaderEpochRequest_0, _d_OffsetForLeaderEpochRequest_2, _d_OffsetForLeaderEpochRequest_3, _d_OffsetForLeaderEpochRequest_4)
-
-
 OffsetForLeaderEpochRequest._E = (_e_OffsetForLeaderEpochRequest_0, _e_OffsetForLeaderEpochRequest_0, _e_OffsetForLeaderEpochRequest_2, _e_OffsetForLeaderEpochRequest_3, _e_OffsetForLeaderEpochRequest_4)
-
-
 OffsetForLeaderEpochResponse_EpochEndOffset._D = (_d_OffsetForLeaderEpochResponse_EpochEndOffset_0, _d_OffsetForLeaderEpochResponse_EpochEndOffset_1, _d_OffsetForLeaderEpochResponse_EpochEndOffset_1, _d_OffsetForLeaderEpochResponse_EpochEndOffset_1, _d_OffsetForLeaderEpochResponse_EpochEndOffset_4)
-
-
 OffsetForLeaderEpochResponse_EpochEndOffset._E = (_e_OffsetForLeaderEpochResponse_EpochEndOffset_0, _e_OffsetForLeaderEpochResponse_EpochEndOffset_1, _e_OffsetForLeaderEpochResponse_EpochEndOffset_1, _e_OffsetForLeaderEpochResponse_EpochEndOffset_1, _e_OffsetForLeaderEpochResponse_EpochEndOffset_4)
-
-
 OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult._D = (_d_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_0, _d_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1, _d_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1, _d_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1, _d_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_4)
-
-
 OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult._E = (_e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_0, _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1, _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1, _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1, _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_4)
-
-
 OffsetForLeaderEpochResponse._D = (_d_OffsetForLeaderEpochResponse_0, _d_OffsetForLeaderEpochResponse_1, _d_OffsetForLeaderEpochResponse_2, _d_OffsetForLeaderEpochResponse_2, _d_OffsetForLeaderEpochResponse_4)
-
-
 OffsetForLeaderEpochResponse._E = (_e_OffsetForLeaderEpochResponse_0, _e_OffsetForLeaderEpochResponse_1, _e_OffsetForLeaderEpochResponse_2, _e_OffsetForLeaderEpochResponse_2, _e_OffsetForLeaderEpochResponse_4)

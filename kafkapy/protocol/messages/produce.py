@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -311,12 +311,10 @@ def _d_ProduceRequest_PartitionProduceData_9(buf: memoryview, pos: int) -> tuple
     f_index, = _S_i.unpack_from(buf, pos)
     pos += 4
     f_records, pos = _rcbytes(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceRequest_PartitionProduceData(f_index, f_records), pos
 
 
@@ -330,12 +328,10 @@ def _d_ProduceRequest_TopicProduceData_9(buf: memoryview, pos: int) -> tuple[Any
         for _ in range(n):
             e, pos = _d_ProduceRequest_PartitionProduceData_9(buf, pos)
             f_partition_data.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceRequest_TopicProduceData(f_name, f_partition_data), pos
 
 
@@ -351,12 +347,10 @@ def _d_ProduceRequest_9(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_ProduceRequest_TopicProduceData_9(buf, pos)
             f_topic_data.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceRequest(f_transactional_id, f_acks, f_timeout_ms, f_topic_data), pos
 
 
@@ -685,12 +679,10 @@ def _d_ProduceResponse_BatchIndexAndErrorMessage_9(buf: memoryview, pos: int) ->
     f_batch_index, = _S_i.unpack_from(buf, pos)
     pos += 4
     f_batch_index_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceResponse_BatchIndexAndErrorMessage(f_batch_index, f_batch_index_error_message), pos
 
 
@@ -706,12 +698,10 @@ def _d_ProduceResponse_PartitionProduceResponse_9(buf: memoryview, pos: int) -> 
             e, pos = _d_ProduceResponse_BatchIndexAndErrorMessage_9(buf, pos)
             f_record_errors.append(e)
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceResponse_PartitionProduceResponse(f_index, f_error_code, f_base_offset, f_log_append_time_ms, f_log_start_offset, f_record_errors, f_error_message, ProduceResponse_LeaderIdAndEpoch()), pos
 
 
@@ -725,12 +715,10 @@ def _d_ProduceResponse_TopicProduceResponse_9(buf: memoryview, pos: int) -> tupl
         for _ in range(n):
             e, pos = _d_ProduceResponse_PartitionProduceResponse_9(buf, pos)
             f_partition_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceResponse_TopicProduceResponse(f_name, f_partition_responses), pos
 
 
@@ -745,12 +733,10 @@ def _d_ProduceResponse_9(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_responses.append(e)
     f_throttle_time_ms, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceResponse(f_responses, f_throttle_time_ms, []), pos
 
 
@@ -800,12 +786,10 @@ def _e_ProduceResponse_9(o: Any, w: bytearray) -> None:
 def _d_ProduceResponse_LeaderIdAndEpoch_10(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_leader_id, f_leader_epoch, = _S_ii.unpack_from(buf, pos)
     pos += 8
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceResponse_LeaderIdAndEpoch(f_leader_id, f_leader_epoch), pos
 
 
@@ -822,8 +806,11 @@ def _d_ProduceResponse_PartitionProduceResponse_10(buf: memoryview, pos: int) ->
             f_record_errors.append(e)
     f_error_message, pos = _rcnstr(buf, pos)
     f_current_leader = ProduceResponse_LeaderIdAndEpoch()
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -845,12 +832,10 @@ def _d_ProduceResponse_TopicProduceResponse_10(buf: memoryview, pos: int) -> tup
         for _ in range(n):
             e, pos = _d_ProduceResponse_PartitionProduceResponse_10(buf, pos)
             f_partition_responses.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceResponse_TopicProduceResponse(f_name, f_partition_responses), pos
 
 
@@ -861,12 +846,10 @@ def _d_ProduceResponse_NodeEndpoint_10(buf: memoryview, pos: int) -> tuple[Any, 
     f_port, = _S_i.unpack_from(buf, pos)
     pos += 4
     f_rack, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return ProduceResponse_NodeEndpoint(f_node_id, f_host, f_port, f_rack), pos
 
 
@@ -882,8 +865,11 @@ def _d_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_throttle_time_ms, = _S_i.unpack_from(buf, pos)
     pos += 4
     f_node_endpoints = []
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -918,12 +904,15 @@ def _e_ProduceResponse_PartitionProduceResponse_10(o: Any, w: bytearray) -> None
             _e_ProduceResponse_BatchIndexAndErrorMessage_9(e, w)
     _wcnstr(w, o.error_message)
     tags = []
-    if not _isdef_ProduceResponse_LeaderIdAndEpoch(o.current_leader):
+    if not (o.current_leader.leader_id == -1 and o.current_leader.leader_epoch == -1):
         outer, w = w, bytearray()
         _e_ProduceResponse_LeaderIdAndEpoch_10(o.current_leader, w)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _e_ProduceResponse_TopicProduceResponse_10(o: Any, w: bytearray) -> None:
@@ -967,75 +956,30 @@ def _e_ProduceResponse_10(o: Any, w: bytearray) -> None:
                 _e_ProduceResponse_NodeEndpoint_10(e, w)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
-
-
-def _isdef_ProduceResponse_LeaderIdAndEpoch(o: Any) -> bool:
-    return (
-            type(o) is ProduceResponse_LeaderIdAndEpoch and
-            o.leader_id == -1 and
-            o.leader_epoch == -1
-    )
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 ProduceRequest_PartitionProduceData._D = (_d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_0, _d_ProduceRequest_PartitionProduceData_9, _d_ProduceRequest_PartitionProduceData_9, _d_ProduceRequest_PartitionProduceData_9)
-
-
 ProduceRequest_PartitionProduceData._E = (_e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_0, _e_ProduceRequest_PartitionProduceData_9, _e_ProduceRequest_PartitionProduceData_9, _e_ProduceRequest_PartitionProduceData_9)
-
-
 ProduceRequest_PartitionProduceData._R = True
-
-
 ProduceRequest_TopicProduceData._D = (_d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_0, _d_ProduceRequest_TopicProduceData_9, _d_ProduceRequest_TopicProduceData_9, _d_ProduceRequest_TopicProduceData_9)
-
-
 ProduceRequest_TopicProduceData._E = (_e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_0, _e_ProduceRequest_TopicProduceData_9, _e_ProduceRequest_TopicProduceData_9, _e_ProduceRequest_TopicProduceData_9)
-
-
 ProduceRequest_TopicProduceData._R = True
-
-
 ProduceRequest._D = (_d_ProduceRequest_0, _d_ProduceRequest_0, _d_ProduceRequest_0, _d_ProduceRequest_3, _d_ProduceRequest_3, _d_ProduceRequest_3, _d_ProduceRequest_3, _d_ProduceRequest_3, _d_ProduceRequest_3, _d_ProduceRequest_9, _d_ProduceRequest_9, _d_ProduceRequest_9)
-
-
 ProduceRequest._E = (_e_ProduceRequest_0, _e_ProduceRequest_1, _e_ProduceRequest_2, _e_ProduceRequest_3, _e_ProduceRequest_3, _e_ProduceRequest_3, _e_ProduceRequest_3, _e_ProduceRequest_3, _e_ProduceRequest_3, _e_ProduceRequest_9, _e_ProduceRequest_9, _e_ProduceRequest_9)
-
-
 ProduceRequest._R = True
-
-
 ProduceResponse_BatchIndexAndErrorMessage._D = (None, None, None, None, None, None, None, None, _d_ProduceResponse_BatchIndexAndErrorMessage_8, _d_ProduceResponse_BatchIndexAndErrorMessage_9, _d_ProduceResponse_BatchIndexAndErrorMessage_9, _d_ProduceResponse_BatchIndexAndErrorMessage_9)
-
-
 ProduceResponse_BatchIndexAndErrorMessage._E = (None, None, None, None, None, None, None, None, _e_ProduceResponse_BatchIndexAndErrorMessage_8, _e_ProduceResponse_BatchIndexAndErrorMessage_9, _e_ProduceResponse_BatchIndexAndErrorMessage_9, _e_ProduceResponse_BatchIndexAndErrorMessage_9)
-
-
 ProduceResponse_LeaderIdAndEpoch._D = (None, None, None, None, None, None, None, None, None, None, _d_ProduceResponse_LeaderIdAndEpoch_10, _d_ProduceResponse_LeaderIdAndEpoch_10)
-
-
 ProduceResponse_LeaderIdAndEpoch._E = (None, None, None, None, None, None, None, None, None, None, _e_ProduceResponse_LeaderIdAndEpoch_10, _e_ProduceResponse_LeaderIdAndEpoch_10)
-
-
 ProduceResponse_PartitionProduceResponse._D = (_d_ProduceResponse_PartitionProduceResponse_0, _d_ProduceResponse_PartitionProduceResponse_0, _d_ProduceResponse_PartitionProduceResponse_2, _d_ProduceResponse_PartitionProduceResponse_2, _d_ProduceResponse_PartitionProduceResponse_2, _d_ProduceResponse_PartitionProduceResponse_5, _d_ProduceResponse_PartitionProduceResponse_5, _d_ProduceResponse_PartitionProduceResponse_5, _d_ProduceResponse_PartitionProduceResponse_8, _d_ProduceResponse_PartitionProduceResponse_9, _d_ProduceResponse_PartitionProduceResponse_10, _d_ProduceResponse_PartitionProduceResponse_10)
-
-
 ProduceResponse_PartitionProduceResponse._E = (_e_ProduceResponse_PartitionProduceResponse_0, _e_ProduceResponse_PartitionProduceResponse_0, _e_ProduceResponse_PartitionProduceResponse_2, _e_ProduceResponse_PartitionProduceResponse_2, _e_ProduceResponse_PartitionProduceResponse_2, _e_ProduceResponse_PartitionProduceResponse_5, _e_ProduceResponse_PartitionProduceResponse_5, _e_ProduceResponse_PartitionProduceResponse_5, _e_ProduceResponse_PartitionProduceResponse_8, _e_ProduceResponse_PartitionProduceResponse_9, _e_ProduceResponse_PartitionProduceResponse_10, _e_ProduceResponse_PartitionProduceResponse_10)
-
-
 ProduceResponse_TopicProduceResponse._D = (_d_ProduceResponse_TopicProduceResponse_0, _d_ProduceResponse_TopicProduceResponse_0, _d_ProduceResponse_TopicProduceResponse_2, _d_ProduceResponse_TopicProduceResponse_2, _d_ProduceResponse_TopicProduceResponse_2, _d_ProduceResponse_TopicProduceResponse_5, _d_ProduceResponse_TopicProduceResponse_5, _d_ProduceResponse_TopicProduceResponse_5, _d_ProduceResponse_TopicProduceResponse_8, _d_ProduceResponse_TopicProduceResponse_9, _d_ProduceResponse_TopicProduceResponse_10, _d_ProduceResponse_TopicProduceResponse_10)
-
-
 ProduceResponse_TopicProduceResponse._E = (_e_ProduceResponse_TopicProduceResponse_0, _e_ProduceResponse_TopicProduceResponse_0, _e_ProduceResponse_TopicProduceResponse_2, _e_ProduceResponse_TopicProduceResponse_2, _e_ProduceResponse_TopicProduceResponse_2, _e_ProduceResponse_TopicProduceResponse_5, _e_ProduceResponse_TopicProduceResponse_5, _e_ProduceResponse_TopicProduceResponse_5, _e_ProduceResponse_TopicProduceResponse_8, _e_ProduceResponse_TopicProduceResponse_9, _e_ProduceResponse_TopicProduceResponse_10, _e_ProduceResponse_TopicProduceResponse_10)
-
-
 ProduceResponse_NodeEndpoint._D = (None, None, None, None, None, None, None, None, None, None, _d_ProduceResponse_NodeEndpoint_10, _d_ProduceResponse_NodeEndpoint_10)
-
-
 ProduceResponse_NodeEndpoint._E = (None, None, None, None, None, None, None, None, None, None, _e_ProduceResponse_NodeEndpoint_10, _e_ProduceResponse_NodeEndpoint_10)
-
-
 ProduceResponse._D = (_d_ProduceResponse_0, _d_ProduceResponse_1, _d_ProduceResponse_2, _d_ProduceResponse_2, _d_ProduceResponse_2, _d_ProduceResponse_5, _d_ProduceResponse_5, _d_ProduceResponse_5, _d_ProduceResponse_8, _d_ProduceResponse_9, _d_ProduceResponse_10, _d_ProduceResponse_10)
-
-
 ProduceResponse._E = (_e_ProduceResponse_0, _e_ProduceResponse_1, _e_ProduceResponse_2, _e_ProduceResponse_2, _e_ProduceResponse_2, _e_ProduceResponse_5, _e_ProduceResponse_5, _e_ProduceResponse_5, _e_ProduceResponse_8, _e_ProduceResponse_9, _e_ProduceResponse_10, _e_ProduceResponse_10)

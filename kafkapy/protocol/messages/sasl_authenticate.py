@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -81,12 +81,10 @@ def _d_SaslAuthenticateRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     if f_auth_bytes is None:
         raise DecodeError('non-nullable field auth_bytes is null')
     f_auth_bytes = _copy(f_auth_bytes)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return SaslAuthenticateRequest(f_auth_bytes), pos
 
 
@@ -142,12 +140,10 @@ def _d_SaslAuthenticateResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_auth_bytes = _copy(f_auth_bytes)
     f_session_lifetime_ms, = _S_q.unpack_from(buf, pos)
     pos += 8
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return SaslAuthenticateResponse(f_error_code, f_error_message, f_auth_bytes, f_session_lifetime_ms), pos
 
 
@@ -160,12 +156,6 @@ def _e_SaslAuthenticateResponse_2(o: Any, w: bytearray) -> None:
 
 
 SaslAuthenticateRequest._D = (_d_SaslAuthenticateRequest_0, _d_SaslAuthenticateRequest_0, _d_SaslAuthenticateRequest_2)
-
-
 SaslAuthenticateRequest._E = (_e_SaslAuthenticateRequest_0, _e_SaslAuthenticateRequest_0, _e_SaslAuthenticateRequest_2)
-
-
 SaslAuthenticateResponse._D = (_d_SaslAuthenticateResponse_0, _d_SaslAuthenticateResponse_1, _d_SaslAuthenticateResponse_2)
-
-
 SaslAuthenticateResponse._E = (_e_SaslAuthenticateResponse_0, _e_SaslAuthenticateResponse_1, _e_SaslAuthenticateResponse_2)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -94,12 +94,6 @@ def _e_SaslHandshakeResponse_0(o: Any, w: bytearray) -> None:
 
 
 SaslHandshakeRequest._D = (_d_SaslHandshakeRequest_0, _d_SaslHandshakeRequest_0)
-
-
 SaslHandshakeRequest._E = (_e_SaslHandshakeRequest_0, _e_SaslHandshakeRequest_0)
-
-
 SaslHandshakeResponse._D = (_d_SaslHandshakeResponse_0, _d_SaslHandshakeResponse_0)
-
-
 SaslHandshakeResponse._E = (_e_SaslHandshakeResponse_0, _e_SaslHandshakeResponse_0)

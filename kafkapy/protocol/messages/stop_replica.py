@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -252,12 +252,10 @@ def _d_StopReplicaRequest_StopReplicaTopicV1_2(buf: memoryview, pos: int) -> tup
         raise DecodeError('non-nullable array partition_indexes is null')
     else:
         f_partition_indexes, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaRequest_StopReplicaTopicV1(f_name, f_partition_indexes), pos
 
 
@@ -272,12 +270,10 @@ def _d_StopReplicaRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_StopReplicaRequest_StopReplicaTopicV1_2(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaRequest(f_controller_id, False, f_controller_epoch, f_broker_epoch, f_delete_partitions, [], f_topics, []), pos
 
 
@@ -313,12 +309,10 @@ def _e_StopReplicaRequest_2(o: Any, w: bytearray) -> None:
 def _d_StopReplicaRequest_StopReplicaPartitionState_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_leader_epoch, f_delete_partition, = _S_iio.unpack_from(buf, pos)
     pos += 9
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaRequest_StopReplicaPartitionState(f_partition_index, f_leader_epoch, f_delete_partition), pos
 
 
@@ -332,12 +326,10 @@ def _d_StopReplicaRequest_StopReplicaTopicState_3(buf: memoryview, pos: int) -> 
         for _ in range(n):
             e, pos = _d_StopReplicaRequest_StopReplicaPartitionState_3(buf, pos)
             f_partition_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaRequest_StopReplicaTopicState(f_topic_name, f_partition_states), pos
 
 
@@ -352,12 +344,10 @@ def _d_StopReplicaRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_StopReplicaRequest_StopReplicaTopicState_3(buf, pos)
             f_topic_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaRequest(f_controller_id, False, f_controller_epoch, f_broker_epoch, False, [], [], f_topic_states), pos
 
 
@@ -409,12 +399,10 @@ def _d_StopReplicaRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_StopReplicaRequest_StopReplicaTopicState_3(buf, pos)
             f_topic_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaRequest(f_controller_id, f_is_k_raft_controller, f_controller_epoch, f_broker_epoch, False, [], [], f_topic_states), pos
 
 
@@ -477,12 +465,10 @@ def _d_StopReplicaResponse_StopReplicaPartitionError_2(buf: memoryview, pos: int
     f_topic_name, pos = _rcstr(buf, pos)
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaResponse_StopReplicaPartitionError(f_topic_name, f_partition_index, f_error_code), pos
 
 
@@ -497,12 +483,10 @@ def _d_StopReplicaResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_StopReplicaResponse_StopReplicaPartitionError_2(buf, pos)
             f_partition_errors.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return StopReplicaResponse(f_error_code, f_partition_errors), pos
 
 
@@ -525,42 +509,16 @@ def _e_StopReplicaResponse_2(o: Any, w: bytearray) -> None:
 
 
 StopReplicaRequest_StopReplicaPartitionV0._D = (_d_StopReplicaRequest_StopReplicaPartitionV0_0,)
-
-
 StopReplicaRequest_StopReplicaPartitionV0._E = (_e_StopReplicaRequest_StopReplicaPartitionV0_0,)
-
-
 StopReplicaRequest_StopReplicaTopicV1._D = (None, _d_StopReplicaRequest_StopReplicaTopicV1_1, _d_StopReplicaRequest_StopReplicaTopicV1_2)
-
-
 StopReplicaRequest_StopReplicaTopicV1._E = (None, _e_StopReplicaRequest_StopReplicaTopicV1_1, _e_StopReplicaRequest_StopReplicaTopicV1_2)
-
-
 StopReplicaRequest_StopReplicaPartitionState._D = (None, None, None, _d_StopReplicaRequest_StopReplicaPartitionState_3, _d_StopReplicaRequest_StopReplicaPartitionState_3)
-
-
 StopReplicaRequest_StopReplicaPartitionState._E = (None, None, None, _e_StopReplicaRequest_StopReplicaPartitionState_3, _e_StopReplicaRequest_StopReplicaPartitionState_3)
-
-
 StopReplicaRequest_StopReplicaTopicState._D = (None, None, None, _d_StopReplicaRequest_StopReplicaTopicState_3, _d_StopReplicaRequest_StopReplicaTopicState_3)
-
-
 StopReplicaRequest_StopReplicaTopicState._E = (None, None, None, _e_StopReplicaRequest_StopReplicaTopicState_3, _e_StopReplicaRequest_StopReplicaTopicState_3)
-
-
 StopReplicaRequest._D = (_d_StopReplicaRequest_0, _d_StopReplicaRequest_1, _d_StopReplicaRequest_2, _d_StopReplicaRequest_3, _d_StopReplicaRequest_4)
-
-
 StopReplicaRequest._E = (_e_StopReplicaRequest_0, _e_StopReplicaRequest_1, _e_StopReplicaRequest_2, _e_StopReplicaRequest_3, _e_StopReplicaRequest_4)
-
-
 StopReplicaResponse_StopReplicaPartitionError._D = (_d_StopReplicaResponse_StopReplicaPartitionError_0, _d_StopReplicaResponse_StopReplicaPartitionError_0, _d_StopReplicaResponse_StopReplicaPartitionError_2, _d_StopReplicaResponse_StopReplicaPartitionError_2, _d_StopReplicaResponse_StopReplicaPartitionError_2)
-
-
 StopReplicaResponse_StopReplicaPartitionError._E = (_e_StopReplicaResponse_StopReplicaPartitionError_0, _e_StopReplicaResponse_StopReplicaPartitionError_0, _e_StopReplicaResponse_StopReplicaPartitionError_2, _e_StopReplicaResponse_StopReplicaPartitionError_2, _e_StopReplicaResponse_StopReplicaPartitionError_2)
-
-
 StopReplicaResponse._D = (_d_StopReplicaResponse_0, _d_StopReplicaResponse_0, _d_StopReplicaResponse_2, _d_StopReplicaResponse_2, _d_StopReplicaResponse_2)
-
-
 StopReplicaResponse._E = (_e_StopReplicaResponse_0, _e_StopReplicaResponse_0, _e_StopReplicaResponse_2, _e_StopReplicaResponse_2, _e_StopReplicaResponse_2)

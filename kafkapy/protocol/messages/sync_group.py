@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -206,12 +206,10 @@ def _d_SyncGroupRequest_SyncGroupRequestAssignment_4(buf: memoryview, pos: int) 
     if f_assignment is None:
         raise DecodeError('non-nullable field assignment is null')
     f_assignment = _copy(f_assignment)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return SyncGroupRequest_SyncGroupRequestAssignment(f_member_id, f_assignment), pos
 
 
@@ -229,12 +227,10 @@ def _d_SyncGroupRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_SyncGroupRequest_SyncGroupRequestAssignment_4(buf, pos)
             f_assignments.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return SyncGroupRequest(f_group_id, f_generation_id, f_member_id, f_group_instance_id, None, None, f_assignments), pos
 
 
@@ -275,12 +271,10 @@ def _d_SyncGroupRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_SyncGroupRequest_SyncGroupRequestAssignment_4(buf, pos)
             f_assignments.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return SyncGroupRequest(f_group_id, f_generation_id, f_member_id, f_group_instance_id, f_protocol_type, f_protocol_name, f_assignments), pos
 
 
@@ -338,12 +332,10 @@ def _d_SyncGroupResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
     if f_assignment is None:
         raise DecodeError('non-nullable field assignment is null')
     f_assignment = _copy(f_assignment)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return SyncGroupResponse(f_throttle_time_ms, f_error_code, None, None, f_assignment), pos
 
 
@@ -362,12 +354,10 @@ def _d_SyncGroupResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
     if f_assignment is None:
         raise DecodeError('non-nullable field assignment is null')
     f_assignment = _copy(f_assignment)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return SyncGroupResponse(f_throttle_time_ms, f_error_code, f_protocol_type, f_protocol_name, f_assignment), pos
 
 
@@ -380,18 +370,8 @@ def _e_SyncGroupResponse_5(o: Any, w: bytearray) -> None:
 
 
 SyncGroupRequest_SyncGroupRequestAssignment._D = (_d_SyncGroupRequest_SyncGroupRequestAssignment_0, _d_SyncGroupRequest_SyncGroupRequestAssignment_0, _d_SyncGroupRequest_SyncGroupRequestAssignment_0, _d_SyncGroupRequest_SyncGroupRequestAssignment_0, _d_SyncGroupRequest_SyncGroupRequestAssignment_4, _d_SyncGroupRequest_SyncGroupRequestAssignment_4)
-
-
 SyncGroupRequest_SyncGroupRequestAssignment._E = (_e_SyncGroupRequest_SyncGroupRequestAssignment_0, _e_SyncGroupRequest_SyncGroupRequestAssignment_0, _e_SyncGroupRequest_SyncGroupRequestAssignment_0, _e_SyncGroupRequest_SyncGroupRequestAssignment_0, _e_SyncGroupRequest_SyncGroupRequestAssignment_4, _e_SyncGroupRequest_SyncGroupRequestAssignment_4)
-
-
 SyncGroupRequest._D = (_d_SyncGroupRequest_0, _d_SyncGroupRequest_0, _d_SyncGroupRequest_0, _d_SyncGroupRequest_3, _d_SyncGroupRequest_4, _d_SyncGroupRequest_5)
-
-
 SyncGroupRequest._E = (_e_SyncGroupRequest_0, _e_SyncGroupRequest_1, _e_SyncGroupRequest_2, _e_SyncGroupRequest_3, _e_SyncGroupRequest_4, _e_SyncGroupRequest_5)
-
-
 SyncGroupResponse._D = (_d_SyncGroupResponse_0, _d_SyncGroupResponse_1, _d_SyncGroupResponse_1, _d_SyncGroupResponse_1, _d_SyncGroupResponse_4, _d_SyncGroupResponse_5)
-
-
 SyncGroupResponse._E = (_e_SyncGroupResponse_0, _e_SyncGroupResponse_1, _e_SyncGroupResponse_1, _e_SyncGroupResponse_1, _e_SyncGroupResponse_4, _e_SyncGroupResponse_5)

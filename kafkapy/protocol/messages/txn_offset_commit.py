@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -303,12 +303,10 @@ def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_3(buf: memoryview,
     f_partition_index, f_committed_offset, f_committed_leader_epoch, = _S_iqi.unpack_from(buf, pos)
     pos += 16
     f_committed_metadata, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_committed_metadata), pos
 
 
@@ -322,12 +320,10 @@ def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3(buf: memoryview, pos
         for _ in range(n):
             e, pos = _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_3(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic(f_name, f_partitions), pos
 
 
@@ -346,12 +342,10 @@ def _d_TxnOffsetCommitRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return TxnOffsetCommitRequest(f_transactional_id, f_group_id, f_producer_id, f_producer_epoch, f_generation_id, f_member_id, f_group_instance_id, f_topics), pos
 
 
@@ -451,12 +445,10 @@ def _e_TxnOffsetCommitResponse_0(o: Any, w: bytearray) -> None:
 def _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_3(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition(f_partition_index, f_error_code), pos
 
 
@@ -470,12 +462,10 @@ def _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_3(buf: memoryview, p
         for _ in range(n):
             e, pos = _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_3(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic(f_name, f_partitions), pos
 
 
@@ -490,12 +480,10 @@ def _d_TxnOffsetCommitResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_3(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return TxnOffsetCommitResponse(f_throttle_time_ms, f_topics), pos
 
 
@@ -529,36 +517,14 @@ def _e_TxnOffsetCommitResponse_3(o: Any, w: bytearray) -> None:
 
 
 TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition._D = (_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_0, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_0, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_2, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_3, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_3)
-
-
 TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition._E = (_e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_0, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_0, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_2, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_3, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_3)
-
-
 TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic._D = (_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_0, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_0, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_2, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3, _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3)
-
-
 TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic._E = (_e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_0, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_0, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_2, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3, _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3)
-
-
 TxnOffsetCommitRequest._D = (_d_TxnOffsetCommitRequest_0, _d_TxnOffsetCommitRequest_0, _d_TxnOffsetCommitRequest_2, _d_TxnOffsetCommitRequest_3, _d_TxnOffsetCommitRequest_3)
-
-
 TxnOffsetCommitRequest._E = (_e_TxnOffsetCommitRequest_0, _e_TxnOffsetCommitRequest_1, _e_TxnOffsetCommitRequest_2, _e_TxnOffsetCommitRequest_3, _e_TxnOffsetCommitRequest_3)
-
-
 TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition._D = (_d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_0, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_0, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_0, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_3, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_3)
-
-
 TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition._E = (_e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_0, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_0, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_0, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_3, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_3)
-
-
 TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic._D = (_d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_0, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_0, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_0, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_3, _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_3)
-
-
 TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic._E = (_e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_0, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_0, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_0, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_3, _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_3)
-
-
 TxnOffsetCommitResponse._D = (_d_TxnOffsetCommitResponse_0, _d_TxnOffsetCommitResponse_0, _d_TxnOffsetCommitResponse_0, _d_TxnOffsetCommitResponse_3, _d_TxnOffsetCommitResponse_3)
-
-
 TxnOffsetCommitResponse._E = (_e_TxnOffsetCommitResponse_0, _e_TxnOffsetCommitResponse_0, _e_TxnOffsetCommitResponse_0, _e_TxnOffsetCommitResponse_3, _e_TxnOffsetCommitResponse_3)

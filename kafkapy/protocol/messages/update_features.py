@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -110,12 +110,10 @@ def _d_UpdateFeaturesRequest_FeatureUpdateKey_0(buf: memoryview, pos: int) -> tu
     f_feature, pos = _rcstr(buf, pos)
     f_max_version_level, f_allow_downgrade, = _S_ho.unpack_from(buf, pos)
     pos += 3
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateFeaturesRequest_FeatureUpdateKey(f_feature, f_max_version_level, f_allow_downgrade, 1), pos
 
 
@@ -130,12 +128,10 @@ def _d_UpdateFeaturesRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_UpdateFeaturesRequest_FeatureUpdateKey_0(buf, pos)
             f_feature_updates.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateFeaturesRequest(f_timeout_ms, f_feature_updates, False), pos
 
 
@@ -165,12 +161,10 @@ def _d_UpdateFeaturesRequest_FeatureUpdateKey_1(buf: memoryview, pos: int) -> tu
     f_feature, pos = _rcstr(buf, pos)
     f_max_version_level, f_upgrade_type, = _S_hb.unpack_from(buf, pos)
     pos += 3
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateFeaturesRequest_FeatureUpdateKey(f_feature, f_max_version_level, False, f_upgrade_type), pos
 
 
@@ -187,12 +181,10 @@ def _d_UpdateFeaturesRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
             f_feature_updates.append(e)
     f_validate_only, = _S_o.unpack_from(buf, pos)
     pos += 1
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateFeaturesRequest(f_timeout_ms, f_feature_updates, f_validate_only), pos
 
 
@@ -222,12 +214,10 @@ def _d_UpdateFeaturesResponse_UpdatableFeatureResult_0(buf: memoryview, pos: int
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
     f_error_message, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateFeaturesResponse_UpdatableFeatureResult(f_feature, f_error_code, f_error_message), pos
 
 
@@ -243,12 +233,10 @@ def _d_UpdateFeaturesResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_UpdateFeaturesResponse_UpdatableFeatureResult_0(buf, pos)
             f_results.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateFeaturesResponse(f_throttle_time_ms, f_error_code, f_error_message, f_results), pos
 
 
@@ -273,24 +261,10 @@ def _e_UpdateFeaturesResponse_0(o: Any, w: bytearray) -> None:
 
 
 UpdateFeaturesRequest_FeatureUpdateKey._D = (_d_UpdateFeaturesRequest_FeatureUpdateKey_0, _d_UpdateFeaturesRequest_FeatureUpdateKey_1)
-
-
 UpdateFeaturesRequest_FeatureUpdateKey._E = (_e_UpdateFeaturesRequest_FeatureUpdateKey_0, _e_UpdateFeaturesRequest_FeatureUpdateKey_1)
-
-
 UpdateFeaturesRequest._D = (_d_UpdateFeaturesRequest_0, _d_UpdateFeaturesRequest_1)
-
-
 UpdateFeaturesRequest._E = (_e_UpdateFeaturesRequest_0, _e_UpdateFeaturesRequest_1)
-
-
 UpdateFeaturesResponse_UpdatableFeatureResult._D = (_d_UpdateFeaturesResponse_UpdatableFeatureResult_0, _d_UpdateFeaturesResponse_UpdatableFeatureResult_0)
-
-
 UpdateFeaturesResponse_UpdatableFeatureResult._E = (_e_UpdateFeaturesResponse_UpdatableFeatureResult_0, _e_UpdateFeaturesResponse_UpdatableFeatureResult_0)
-
-
 UpdateFeaturesResponse._D = (_d_UpdateFeaturesResponse_0, _d_UpdateFeaturesResponse_0)
-
-
 UpdateFeaturesResponse._E = (_e_UpdateFeaturesResponse_0, _e_UpdateFeaturesResponse_0)

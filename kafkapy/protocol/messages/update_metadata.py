@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -737,12 +737,10 @@ def _d_UpdateMetadataRequest_UpdateMetadataPartitionState_6(buf: memoryview, pos
         raise DecodeError('non-nullable array offline_replicas is null')
     else:
         f_offline_replicas, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataRequest_UpdateMetadataPartitionState('', f_partition_index, f_controller_epoch, f_leader, f_leader_epoch, f_isr, f_zk_version, f_replicas, f_offline_replicas), pos
 
 
@@ -756,12 +754,10 @@ def _d_UpdateMetadataRequest_UpdateMetadataTopicState_6(buf: memoryview, pos: in
         for _ in range(n):
             e, pos = _d_UpdateMetadataRequest_UpdateMetadataPartitionState_6(buf, pos)
             f_partition_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataRequest_UpdateMetadataTopicState(f_topic_name, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', f_partition_states), pos
 
 
@@ -772,12 +768,10 @@ def _d_UpdateMetadataRequest_UpdateMetadataEndpoint_6(buf: memoryview, pos: int)
     f_listener, pos = _rcstr(buf, pos)
     f_security_protocol, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataRequest_UpdateMetadataEndpoint(f_port, f_host, f_listener, f_security_protocol), pos
 
 
@@ -793,12 +787,10 @@ def _d_UpdateMetadataRequest_UpdateMetadataBroker_6(buf: memoryview, pos: int) -
             e, pos = _d_UpdateMetadataRequest_UpdateMetadataEndpoint_6(buf, pos)
             f_endpoints.append(e)
     f_rack, pos = _rcnstr(buf, pos)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataRequest_UpdateMetadataBroker(f_id, '', 0, f_endpoints, f_rack), pos
 
 
@@ -821,12 +813,10 @@ def _d_UpdateMetadataRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_UpdateMetadataRequest_UpdateMetadataBroker_6(buf, pos)
             f_live_brokers.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataRequest(f_controller_id, False, 0, f_controller_epoch, f_broker_epoch, [], f_topic_states, f_live_brokers), pos
 
 
@@ -924,12 +914,10 @@ def _d_UpdateMetadataRequest_UpdateMetadataTopicState_7(buf: memoryview, pos: in
         for _ in range(n):
             e, pos = _d_UpdateMetadataRequest_UpdateMetadataPartitionState_6(buf, pos)
             f_partition_states.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataRequest_UpdateMetadataTopicState(f_topic_name, f_topic_id, f_partition_states), pos
 
 
@@ -952,12 +940,10 @@ def _d_UpdateMetadataRequest_7(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_UpdateMetadataRequest_UpdateMetadataBroker_6(buf, pos)
             f_live_brokers.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataRequest(f_controller_id, False, 0, f_controller_epoch, f_broker_epoch, [], f_topic_states, f_live_brokers), pos
 
 
@@ -1019,8 +1005,11 @@ def _d_UpdateMetadataRequest_8(buf: memoryview, pos: int) -> tuple[Any, int]:
             e, pos = _d_UpdateMetadataRequest_UpdateMetadataBroker_6(buf, pos)
             f_live_brokers.append(e)
     f_type = 0
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
+    if not buf[pos]:
+        pos += 1
+    else:
+      nt, pos = _ruv(buf, pos)
+      for _ in range(nt):
         tag, pos = _ruv(buf, pos)
         sz, pos = _ruv(buf, pos)
         end = _skip(buf, pos, sz)
@@ -1057,7 +1046,10 @@ def _e_UpdateMetadataRequest_8(o: Any, w: bytearray) -> None:
         w += _S_b.pack(o.type)
         tags.append((0, w))
         w = outer
-    _wtags(w, tags)
+    if tags:
+        _wtags(w, tags)
+    else:
+        w.append(0)
 
 
 def _d_UpdateMetadataResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
@@ -1073,12 +1065,10 @@ def _e_UpdateMetadataResponse_0(o: Any, w: bytearray) -> None:
 def _d_UpdateMetadataResponse_6(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_error_code, = _S_h.unpack_from(buf, pos)
     pos += 2
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return UpdateMetadataResponse(f_error_code), pos
 
 
@@ -1088,36 +1078,14 @@ def _e_UpdateMetadataResponse_6(o: Any, w: bytearray) -> None:
 
 
 UpdateMetadataRequest_UpdateMetadataPartitionState._D = (_d_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_4, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_5, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_6, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_6, _d_UpdateMetadataRequest_UpdateMetadataPartitionState_6)
-
-
 UpdateMetadataRequest_UpdateMetadataPartitionState._E = (_e_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_0, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_4, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_5, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_6, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_6, _e_UpdateMetadataRequest_UpdateMetadataPartitionState_6)
-
-
 UpdateMetadataRequest_UpdateMetadataTopicState._D = (None, None, None, None, None, _d_UpdateMetadataRequest_UpdateMetadataTopicState_5, _d_UpdateMetadataRequest_UpdateMetadataTopicState_6, _d_UpdateMetadataRequest_UpdateMetadataTopicState_7, _d_UpdateMetadataRequest_UpdateMetadataTopicState_7)
-
-
 UpdateMetadataRequest_UpdateMetadataTopicState._E = (None, None, None, None, None, _e_UpdateMetadataRequest_UpdateMetadataTopicState_5, _e_UpdateMetadataRequest_UpdateMetadataTopicState_6, _e_UpdateMetadataRequest_UpdateMetadataTopicState_7, _e_UpdateMetadataRequest_UpdateMetadataTopicState_7)
-
-
 UpdateMetadataRequest_UpdateMetadataEndpoint._D = (None, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_1, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_1, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_3, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_3, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_3, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_6, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_6, _d_UpdateMetadataRequest_UpdateMetadataEndpoint_6)
-
-
 UpdateMetadataRequest_UpdateMetadataEndpoint._E = (None, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_1, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_1, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_3, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_3, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_3, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_6, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_6, _e_UpdateMetadataRequest_UpdateMetadataEndpoint_6)
-
-
 UpdateMetadataRequest_UpdateMetadataBroker._D = (_d_UpdateMetadataRequest_UpdateMetadataBroker_0, _d_UpdateMetadataRequest_UpdateMetadataBroker_1, _d_UpdateMetadataRequest_UpdateMetadataBroker_2, _d_UpdateMetadataRequest_UpdateMetadataBroker_3, _d_UpdateMetadataRequest_UpdateMetadataBroker_3, _d_UpdateMetadataRequest_UpdateMetadataBroker_3, _d_UpdateMetadataRequest_UpdateMetadataBroker_6, _d_UpdateMetadataRequest_UpdateMetadataBroker_6, _d_UpdateMetadataRequest_UpdateMetadataBroker_6)
-
-
 UpdateMetadataRequest_UpdateMetadataBroker._E = (_e_UpdateMetadataRequest_UpdateMetadataBroker_0, _e_UpdateMetadataRequest_UpdateMetadataBroker_1, _e_UpdateMetadataRequest_UpdateMetadataBroker_2, _e_UpdateMetadataRequest_UpdateMetadataBroker_3, _e_UpdateMetadataRequest_UpdateMetadataBroker_3, _e_UpdateMetadataRequest_UpdateMetadataBroker_3, _e_UpdateMetadataRequest_UpdateMetadataBroker_6, _e_UpdateMetadataRequest_UpdateMetadataBroker_6, _e_UpdateMetadataRequest_UpdateMetadataBroker_6)
-
-
 UpdateMetadataRequest._D = (_d_UpdateMetadataRequest_0, _d_UpdateMetadataRequest_1, _d_UpdateMetadataRequest_2, _d_UpdateMetadataRequest_3, _d_UpdateMetadataRequest_4, _d_UpdateMetadataRequest_5, _d_UpdateMetadataRequest_6, _d_UpdateMetadataRequest_7, _d_UpdateMetadataRequest_8)
-
-
 UpdateMetadataRequest._E = (_e_UpdateMetadataRequest_0, _e_UpdateMetadataRequest_1, _e_UpdateMetadataRequest_2, _e_UpdateMetadataRequest_3, _e_UpdateMetadataRequest_4, _e_UpdateMetadataRequest_5, _e_UpdateMetadataRequest_6, _e_UpdateMetadataRequest_7, _e_UpdateMetadataRequest_8)
-
-
 UpdateMetadataResponse._D = (_d_UpdateMetadataResponse_0, _d_UpdateMetadataResponse_0, _d_UpdateMetadataResponse_0, _d_UpdateMetadataResponse_0, _d_UpdateMetadataResponse_0, _d_UpdateMetadataResponse_0, _d_UpdateMetadataResponse_6, _d_UpdateMetadataResponse_6, _d_UpdateMetadataResponse_6)
-
-
 UpdateMetadataResponse._E = (_e_UpdateMetadataResponse_0, _e_UpdateMetadataResponse_0, _e_UpdateMetadataResponse_0, _e_UpdateMetadataResponse_0, _e_UpdateMetadataResponse_0, _e_UpdateMetadataResponse_0, _e_UpdateMetadataResponse_6, _e_UpdateMetadataResponse_6, _e_UpdateMetadataResponse_6)

@@ -20,7 +20,7 @@ from kafkapy.protocol._codec import (
     write_compact_string as _wcstr, write_compact_nullable_string as _wcnstr,
     write_bytes as _wbytes, write_compact_bytes as _wcbytes, write_records as _wrecords,
     write_array_len as _wal, write_compact_array_len as _wcal, write_uuid as _wuuid,
-    write_tagged as _wtags,
+    write_tagged as _wtags, skip_tags as _skiptags,
 )
 
 _pack = struct.pack
@@ -213,12 +213,10 @@ def _d_WriteTxnMarkersRequest_WritableTxnMarkerTopic_1(buf: memoryview, pos: int
         raise DecodeError('non-nullable array partition_indexes is null')
     else:
         f_partition_indexes, pos = _rprim(buf, pos, n, 'i', 4)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return WriteTxnMarkersRequest_WritableTxnMarkerTopic(f_name, f_partition_indexes), pos
 
 
@@ -235,12 +233,10 @@ def _d_WriteTxnMarkersRequest_WritableTxnMarker_1(buf: memoryview, pos: int) -> 
             f_topics.append(e)
     f_coordinator_epoch, = _S_i.unpack_from(buf, pos)
     pos += 4
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return WriteTxnMarkersRequest_WritableTxnMarker(f_producer_id, f_producer_epoch, f_transaction_result, f_topics, f_coordinator_epoch), pos
 
 
@@ -253,12 +249,10 @@ def _d_WriteTxnMarkersRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_WriteTxnMarkersRequest_WritableTxnMarker_1(buf, pos)
             f_markers.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return WriteTxnMarkersRequest(f_markers), pos
 
 
@@ -381,12 +375,10 @@ def _e_WriteTxnMarkersResponse_0(o: Any, w: bytearray) -> None:
 def _d_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_1(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_partition_index, f_error_code, = _S_ih.unpack_from(buf, pos)
     pos += 6
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult(f_partition_index, f_error_code), pos
 
 
@@ -400,12 +392,10 @@ def _d_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_1(buf: memoryview, p
         for _ in range(n):
             e, pos = _d_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_1(buf, pos)
             f_partitions.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return WriteTxnMarkersResponse_WritableTxnMarkerTopicResult(f_name, f_partitions), pos
 
 
@@ -420,12 +410,10 @@ def _d_WriteTxnMarkersResponse_WritableTxnMarkerResult_1(buf: memoryview, pos: i
         for _ in range(n):
             e, pos = _d_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_1(buf, pos)
             f_topics.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return WriteTxnMarkersResponse_WritableTxnMarkerResult(f_producer_id, f_topics), pos
 
 
@@ -438,12 +426,10 @@ def _d_WriteTxnMarkersResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
         for _ in range(n):
             e, pos = _d_WriteTxnMarkersResponse_WritableTxnMarkerResult_1(buf, pos)
             f_markers.append(e)
-    nt, pos = _ruv(buf, pos)
-    for _ in range(nt):
-        tag, pos = _ruv(buf, pos)
-        sz, pos = _ruv(buf, pos)
-        end = _skip(buf, pos, sz)
-        pos = end
+    if buf[pos]:
+        pos = _skiptags(buf, pos)
+    else:
+        pos += 1
     return WriteTxnMarkersResponse(f_markers), pos
 
 
@@ -488,42 +474,16 @@ def _e_WriteTxnMarkersResponse_1(o: Any, w: bytearray) -> None:
 
 
 WriteTxnMarkersRequest_WritableTxnMarkerTopic._D = (_d_WriteTxnMarkersRequest_WritableTxnMarkerTopic_0, _d_WriteTxnMarkersRequest_WritableTxnMarkerTopic_1)
-
-
 WriteTxnMarkersRequest_WritableTxnMarkerTopic._E = (_e_WriteTxnMarkersRequest_WritableTxnMarkerTopic_0, _e_WriteTxnMarkersRequest_WritableTxnMarkerTopic_1)
-
-
 WriteTxnMarkersRequest_WritableTxnMarker._D = (_d_WriteTxnMarkersRequest_WritableTxnMarker_0, _d_WriteTxnMarkersRequest_WritableTxnMarker_1)
-
-
 WriteTxnMarkersRequest_WritableTxnMarker._E = (_e_WriteTxnMarkersRequest_WritableTxnMarker_0, _e_WriteTxnMarkersRequest_WritableTxnMarker_1)
-
-
 WriteTxnMarkersRequest._D = (_d_WriteTxnMarkersRequest_0, _d_WriteTxnMarkersRequest_1)
-
-
 WriteTxnMarkersRequest._E = (_e_WriteTxnMarkersRequest_0, _e_WriteTxnMarkersRequest_1)
-
-
 WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult._D = (_d_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_0, _d_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_1)
-
-
 WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult._E = (_e_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_0, _e_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_1)
-
-
 WriteTxnMarkersResponse_WritableTxnMarkerTopicResult._D = (_d_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_0, _d_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_1)
-
-
 WriteTxnMarkersResponse_WritableTxnMarkerTopicResult._E = (_e_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_0, _e_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_1)
-
-
 WriteTxnMarkersResponse_WritableTxnMarkerResult._D = (_d_WriteTxnMarkersResponse_WritableTxnMarkerResult_0, _d_WriteTxnMarkersResponse_WritableTxnMarkerResult_1)
-
-
 WriteTxnMarkersResponse_WritableTxnMarkerResult._E = (_e_WriteTxnMarkersResponse_WritableTxnMarkerResult_0, _e_WriteTxnMarkersResponse_WritableTxnMarkerResult_1)
-
-
 WriteTxnMarkersResponse._D = (_d_WriteTxnMarkersResponse_0, _d_WriteTxnMarkersResponse_1)
-
-
 WriteTxnMarkersResponse._E = (_e_WriteTxnMarkersResponse_0, _e_WriteTxnMarkersResponse_1)
