@@ -11,7 +11,14 @@ from typing import IO, Callable, Iterable, Sequence
 
 from kafkapy import native
 from kafkapy.log.index import OffsetIndex, TimeIndex
-from kafkapy.log.records import FetchDataInfo, FileRecords, iter_headers, read_header
+from kafkapy.log.records import (
+    HEADER_SIZE,
+    BatchHeader,
+    FetchDataInfo,
+    FileRecords,
+    iter_headers,
+    read_header,
+)
 
 _SCAN_CHUNK = 8 * 1024 * 1024
 INT32_MAX = 2**31 - 1
@@ -148,12 +155,10 @@ class LogSegment:
                 continue
             if h.attributes & 0x08:  # LogAppendTime: every record carries max_timestamp
                 return max(h.base_offset, starting_offset), h.max_timestamp
-            from kafkapy.protocol.records import iter_records
-
             batch = os.pread(self.fd, h.size, h.position)
-            for rec in iter_records(batch):
-                if rec.timestamp >= timestamp and rec.offset >= starting_offset:
-                    return rec.offset, rec.timestamp
+            for off, ts in record_timestamps(batch, h):
+                if ts >= timestamp and off >= starting_offset:
+                    return off, ts
         return None
 
     # ---- recovery ----------------------------------------------------------------
@@ -305,3 +310,35 @@ class LogSegment:
                 os.unlink(base + name)
             except FileNotFoundError:
                 pass
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """Zig-zag varint at `pos` -> (value, next position)."""
+    shift = raw = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        raw |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos
+        shift += 7
+
+
+def record_timestamps(batch: bytes, h: BatchHeader) -> Iterable[tuple[int, int]]:
+    """(offset, timestamp) of each record of one batch (ListOffsets by time only).
+
+    Uncompressed records are walked here; compressed ones go through
+    kafkapy.protocol.records, which owns the codecs."""
+    if h.attributes & 0x07:
+        from kafkapy.protocol.records import iter_records
+
+        for rec in iter_records(batch):
+            yield rec.offset, rec.timestamp
+        return
+    pos = HEADER_SIZE
+    for _ in range(h.record_count):
+        length, body = _varint(batch, pos)
+        ts_delta, p = _varint(batch, body + 1)  # body starts with attributes int8
+        offset_delta, _ = _varint(batch, p)
+        yield h.base_offset + offset_delta, h.first_timestamp + ts_delta
+        pos = body + length
