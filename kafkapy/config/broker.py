@@ -261,6 +261,11 @@ class KafkaConfig:
                 return ep
         raise AssertionError("validated at construction")
 
+    def with_broker_id(self, broker_id: int) -> KafkaConfig:
+        """This config once broker.id=-1 has been resolved (meta.properties or ZooKeeper's
+        /brokers/seqid); the static props keep what the user wrote."""
+        return attrs.evolve(self, values={**self.values, "broker.id": broker_id})
+
     # ---- dynamic configs -------------------------------------------------------------------
     def with_dynamic(self, default: Mapping[str, str] | None = None,
                      per_broker: Mapping[str, str] | None = None) -> KafkaConfig:
@@ -270,11 +275,12 @@ class KafkaConfig:
         dyn_default = _usable_dynamic(default or {}, "<default>")
         dyn_broker = _usable_dynamic(per_broker or {}, str(self.broker_id))
         try:
-            return self._build(self.static_props, dyn_default, dyn_broker)
+            cfg = self._build(self.static_props, dyn_default, dyn_broker)
         except ConfigError as exc:
             log.warning("Ignoring dynamic broker configs that make the configuration invalid: %s",
                         exc)
-            return self._build(self.static_props, {}, {})
+            cfg = self._build(self.static_props, {}, {})
+        return cfg.with_broker_id(self.broker_id)
 
 
 def _usable_dynamic(props: Mapping[str, str], entity: str) -> dict[str, str]:
@@ -345,7 +351,8 @@ def _inter_broker_listener(values: dict[str, Any], listeners: list[Endpoint],
     for ep in advertised:
         if ep.host == "0.0.0.0":
             raise ConfigError("advertised.listeners cannot use the nonroutable meta-address "
-                              "0.0.0.0; use a routable IP address or host name")
+                              "0.0.0.0 (it defaults to listeners); set advertised.listeners "
+                              "to a routable IP address or host name")
     adv_names = [ep.listener_name for ep in advertised]
     if name not in adv_names:
         raise ConfigError(
