@@ -270,38 +270,47 @@ def replay(records: Iterable[tuple[bytes | memoryview | None, bytes | memoryview
     """
     out = LoadedPartition()
     for key, value in records:
-        if key is None:
-            continue
-        try:
-            k = decode_key(key)
-        except RecordFormatError:
-            continue  # e.g. a transaction marker's control record
-        if isinstance(k, OffsetKey):
-            tp = (k.topic, k.partition)
-            if value is None:
-                group_offsets = out.offsets.get(k.group)
-                if group_offsets is not None:
-                    group_offsets.pop(tp, None)
-                    if not group_offsets:
-                        del out.offsets[k.group]
-            else:
-                out.offsets.setdefault(k.group, {})[tp] = decode_offset_value(value)
-        elif isinstance(k, GroupKey):
-            if value is None:
-                out.groups.pop(k.group, None)
-            else:
-                out.groups[k.group] = decode_group_value(value)
+        apply_record(out, key, value)
     return out
 
 
-def iter_key_values(batches: bytes | memoryview) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every record in a run of v2 batches, skipping control batches."""
+def apply_record(out: LoadedPartition, key: bytes | memoryview | None,
+                 value: bytes | memoryview | None) -> None:
+    """One step of `replay`, for loaders that stream a log chunk by chunk."""
+    if key is None:
+        return
+    try:
+        k = decode_key(key)
+    except RecordFormatError:
+        return  # e.g. a transaction marker's control record
+    if isinstance(k, OffsetKey):
+        tp = (k.topic, k.partition)
+        if value is None:
+            group_offsets = out.offsets.get(k.group)
+            if group_offsets is not None:
+                group_offsets.pop(tp, None)
+                if not group_offsets:
+                    del out.offsets[k.group]
+        else:
+            out.offsets.setdefault(k.group, {})[tp] = decode_offset_value(value)
+    elif isinstance(k, GroupKey):
+        if value is None:
+            out.groups.pop(k.group, None)
+        else:
+            out.groups[k.group] = decode_group_value(value)
+
+
+def iter_key_values(batches: bytes) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record in a run of whole v2 batches, skipping control
+    batches (transaction markers)."""
+    from kafkapy.native import scan_batches
     from kafkapy.protocol.records import iter_records
 
-    for rec in iter_records(bytes(batches)):
-        if getattr(rec, "is_control", False):
+    for info in scan_batches(batches, allow_gaps=True).batches:
+        if info.is_control:
             continue
-        yield rec.key, rec.value
+        for rec in iter_records(batches[info.position:info.position + info.size]):
+            yield rec.key, rec.value
 
 
 def build_batch(pairs: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
