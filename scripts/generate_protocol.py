@@ -490,7 +490,7 @@ class ModuleGen:
                 run.append(f)
                 continue
             flush()
-            L.extend(self.enc_value(f, v, flex, f"o.{f.py}", "    "))
+            L.extend(self.enc_value(f, v, flex, f"o.{f.py}", "    ", strict))
         flush()
         if flex:
             tagged = sorted((f for f in sd.fields if f.tagged_in(v)), key=lambda f: f.tag)
@@ -504,7 +504,7 @@ class ModuleGen:
                     if f.type in FIXED:
                         L.append(f"        w += {self.sname(FIXED[f.type][0])}.pack(o.{f.py})")
                     else:
-                        L.extend(self.enc_value(f, v, flex, f"o.{f.py}", "        "))
+                        L.extend(self.enc_value(f, v, flex, f"o.{f.py}", "        ", strict))
                     L.append(f"        tags.append(({f.tag}, w))")
                     L.append("        w = outer")
                 L.append("    if tags:")
@@ -530,14 +530,23 @@ class ModuleGen:
             return [f"{ind}if o.{f.py} is not None:"]
         return [f"{ind}if o.{f.py} != {d!r}:"]
 
-    def enc_value(self, f: Field, v: int, flex: bool, val: str, ind: str) -> list[str]:
+    def enc_value(
+        self, f: Field, v: int, flex: bool, val: str, ind: str, strict: bool
+    ) -> list[str]:
+        """Encode one field value. `strict` (requests): None in a non-nullable version is a
+        ValueError, as in Kafka. Responses are lenient so handlers can fill fields
+        generically: None there is written as the empty value ("", [], b"", default
+        struct)."""
         nullable = v in f.nullable
         L: list[str] = []
         if f.is_array:
             L.append(f"{ind}a = {val}")
             if not nullable:
                 L.append(f"{ind}if a is None:")
-                L.append(f"{ind}    raise ValueError('non-nullable array {f.py} is None')")
+                if strict:
+                    L.append(f"{ind}    raise ValueError('non-nullable array {f.py} is None')")
+                else:
+                    L.append(f"{ind}    a = ()")
             L.append(f"{ind}{'_wcal' if flex else '_wal'}(w, a)")
             e = f.elem
             if f.struct is not None:
@@ -565,10 +574,22 @@ class ModuleGen:
                 L.append(f"{ind}else:")
                 L.append(f"{ind}    w += b'\\x01'")
                 L.append(self.enc_call(f.struct, v, val, ind + "    "))
-            else:
+            elif strict:
                 L.append(self.enc_call(f.struct, v, val, ind))
+            else:
+                L.append(f"{ind}if {val} is None:")
+                L.append(self.enc_call(f.struct, v, f"{f.struct.cls}()", ind + "    "))
+                L.append(f"{ind}else:")
+                L.append(self.enc_call(f.struct, v, val, ind + "    "))
             return L
         t = f.type
+        if not nullable and t in ("string", "bytes", "records"):
+            if strict:
+                L.append(f"{ind}if {val} is None:")
+                L.append(f"{ind}    raise ValueError('non-nullable field {f.py} is None')")
+            else:
+                empty = '""' if t == "string" else 'b""'
+                val = f"({val} if {val} is not None else {empty})"
         if t == "string":
             fn = {(0, 0): "_wstr", (0, 1): "_wnstr", (1, 0): "_wcstr", (1, 1): "_wcnstr"}
             L.append(f"{ind}{fn[int(flex), int(nullable)]}(w, {val})")

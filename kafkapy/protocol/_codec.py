@@ -84,6 +84,9 @@ def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
     b = buf[pos]
     if b < 0x80:
         return b, pos + 1
+    c = buf[pos + 1]
+    if c < 0x80:
+        return (b & 0x7F) | (c << 7), pos + 2
     result = b & 0x7F
     shift = 7
     pos += 1
@@ -102,6 +105,10 @@ def uvarint(n: int) -> bytes:
     """Encode an unsigned varint (n < 2**32)."""
     if n < 0x80:
         return _UV1[n]
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
     if n >= 1 << 32 or n < 0:
         raise ValueError(f"unsigned varint out of range: {n}")
     out = bytearray()

@@ -150,6 +150,28 @@ def test_absent_fields_requests_strict_responses_lenient() -> None:
     assert po.encode(r, 0) == b"\x00\x00\x00\x00"
 
 
+def test_none_in_non_nullable_fields() -> None:
+    T = ProduceRequest.TopicProduceData
+    with pytest.raises(ValueError):
+        po.encode(ProduceRequest(topic_data=[T(name=None)]), 9)
+    with pytest.raises(ValueError):
+        po.encode(ProduceRequest(topic_data=None), 3)
+    # responses write the empty value instead
+    R = ProduceResponse.TopicProduceResponse
+    lenient = ProduceResponse(responses=[R(name=None, partition_responses=None)])
+    assert po.encode(lenient, 9) == po.encode(ProduceResponse(responses=[R(name="")]), 9)
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 2**28, 2**32 - 1])
+def test_uvarint_round_trip(n: int) -> None:
+    from kafkapy.protocol._codec import read_uvarint
+
+    b = uvarint(n)
+    assert read_uvarint(memoryview(b + b"\xff"), 0) == (n, len(b))
+    with pytest.raises(ValueError):
+        uvarint(2**32)
+
+
 # ------------------------------------------------------------------------- headers
 
 

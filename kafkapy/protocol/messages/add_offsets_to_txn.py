@@ -75,8 +75,12 @@ def _d_AddOffsetsToTxnRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_AddOffsetsToTxnRequest_0(o: Any, w: bytearray) -> None:
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wstr(w, o.transactional_id)
     w += _S_qh.pack(o.producer_id, o.producer_epoch)
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
 
 
@@ -93,8 +97,12 @@ def _d_AddOffsetsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_AddOffsetsToTxnRequest_3(o: Any, w: bytearray) -> None:
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wcstr(w, o.transactional_id)
     w += _S_qh.pack(o.producer_id, o.producer_epoch)
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w.append(0)
 

@@ -176,6 +176,8 @@ def _d_AddPartitionsToTxnRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]
 
 
 def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -188,6 +190,8 @@ def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_0(o: Any, w: bytearray)
 def _e_AddPartitionsToTxnRequest_0(o: Any, w: bytearray) -> None:
     if o.transactions is None or o.transactions:
         raise ValueError('AddPartitionsToTxnRequest.transactions is not supported in version 0')
+    if o.v3_and_below_transactional_id is None:
+        raise ValueError('non-nullable field v3_and_below_transactional_id is None')
     _wstr(w, o.v3_and_below_transactional_id)
     w += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     a = o.v3_and_below_topics
@@ -202,6 +206,8 @@ def _e_AddPartitionsToTxnRequest_0(o: Any, w: bytearray) -> None:
 def _e_AddPartitionsToTxnRequest_1(o: Any, w: bytearray) -> None:
     if o.transactions is None or o.transactions:
         raise ValueError('AddPartitionsToTxnRequest.transactions is not supported in version 1')
+    if o.v3_and_below_transactional_id is None:
+        raise ValueError('non-nullable field v3_and_below_transactional_id is None')
     _wstr(w, o.v3_and_below_transactional_id)
     w += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     a = o.v3_and_below_topics
@@ -216,6 +222,8 @@ def _e_AddPartitionsToTxnRequest_1(o: Any, w: bytearray) -> None:
 def _e_AddPartitionsToTxnRequest_2(o: Any, w: bytearray) -> None:
     if o.transactions is None or o.transactions:
         raise ValueError('AddPartitionsToTxnRequest.transactions is not supported in version 2')
+    if o.v3_and_below_transactional_id is None:
+        raise ValueError('non-nullable field v3_and_below_transactional_id is None')
     _wstr(w, o.v3_and_below_transactional_id)
     w += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     a = o.v3_and_below_topics
@@ -261,6 +269,8 @@ def _d_AddPartitionsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]
 
 
 def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -274,6 +284,8 @@ def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_3(o: Any, w: bytearray)
 def _e_AddPartitionsToTxnRequest_3(o: Any, w: bytearray) -> None:
     if o.transactions is None or o.transactions:
         raise ValueError('AddPartitionsToTxnRequest.transactions is not supported in version 3')
+    if o.v3_and_below_transactional_id is None:
+        raise ValueError('non-nullable field v3_and_below_transactional_id is None')
     _wcstr(w, o.v3_and_below_transactional_id)
     w += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     a = o.v3_and_below_topics
@@ -322,6 +334,8 @@ def _d_AddPartitionsToTxnRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]
 
 
 def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_4(o: Any, w: bytearray) -> None:
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wcstr(w, o.transactional_id)
     w += _S_qho.pack(o.producer_id, o.producer_epoch, o.verify_only)
     a = o.topics
@@ -410,10 +424,10 @@ def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_0(o: Any, w:
 
 
 def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.results_by_partition
     if a is None:
-        raise ValueError('non-nullable array results_by_partition is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -424,7 +438,7 @@ def _e_AddPartitionsToTxnResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results_by_topic_v3_and_below
     if a is None:
-        raise ValueError('non-nullable array results_by_topic_v3_and_below is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -482,10 +496,10 @@ def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_3(o: Any, w:
 
 
 def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_3(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.results_by_partition
     if a is None:
-        raise ValueError('non-nullable array results_by_partition is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -497,7 +511,7 @@ def _e_AddPartitionsToTxnResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results_by_topic_v3_and_below
     if a is None:
-        raise ValueError('non-nullable array results_by_topic_v3_and_below is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -541,10 +555,10 @@ def _d_AddPartitionsToTxnResponse_4(buf: memoryview, pos: int) -> tuple[Any, int
 
 
 def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.transactional_id)
+    _wcstr(w, (o.transactional_id if o.transactional_id is not None else ""))
     a = o.topic_results
     if a is None:
-        raise ValueError('non-nullable array topic_results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -556,7 +570,7 @@ def _e_AddPartitionsToTxnResponse_4(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.results_by_transaction
     if a is None:
-        raise ValueError('non-nullable array results_by_transaction is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -186,11 +186,15 @@ def _d_AlterClientQuotasRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_AlterClientQuotasRequest_EntityData_0(o: Any, w: bytearray) -> None:
+    if o.entity_type is None:
+        raise ValueError('non-nullable field entity_type is None')
     _wstr(w, o.entity_type)
     _wnstr(w, o.entity_name)
 
 
 def _e_AlterClientQuotasRequest_OpData_0(o: Any, w: bytearray) -> None:
+    if o.key is None:
+        raise ValueError('non-nullable field key is None')
     _wstr(w, o.key)
     w += _S_do.pack(o.value, o.remove)
 
@@ -287,12 +291,16 @@ def _d_AlterClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_AlterClientQuotasRequest_EntityData_1(o: Any, w: bytearray) -> None:
+    if o.entity_type is None:
+        raise ValueError('non-nullable field entity_type is None')
     _wcstr(w, o.entity_type)
     _wcnstr(w, o.entity_name)
     w.append(0)
 
 
 def _e_AlterClientQuotasRequest_OpData_1(o: Any, w: bytearray) -> None:
+    if o.key is None:
+        raise ValueError('non-nullable field key is None')
     _wcstr(w, o.key)
     w += _S_do.pack(o.value, o.remove)
     w.append(0)
@@ -364,7 +372,7 @@ def _d_AlterClientQuotasResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]
 
 
 def _e_AlterClientQuotasResponse_EntityData_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.entity_type)
+    _wstr(w, (o.entity_type if o.entity_type is not None else ""))
     _wnstr(w, o.entity_name)
 
 
@@ -373,7 +381,7 @@ def _e_AlterClientQuotasResponse_EntryData_0(o: Any, w: bytearray) -> None:
     _wnstr(w, o.error_message)
     a = o.entity
     if a is None:
-        raise ValueError('non-nullable array entity is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -384,7 +392,7 @@ def _e_AlterClientQuotasResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.entries
     if a is None:
-        raise ValueError('non-nullable array entries is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -439,7 +447,7 @@ def _d_AlterClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]
 
 
 def _e_AlterClientQuotasResponse_EntityData_1(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.entity_type)
+    _wcstr(w, (o.entity_type if o.entity_type is not None else ""))
     _wcnstr(w, o.entity_name)
     w.append(0)
 
@@ -449,7 +457,7 @@ def _e_AlterClientQuotasResponse_EntryData_1(o: Any, w: bytearray) -> None:
     _wcnstr(w, o.error_message)
     a = o.entity
     if a is None:
-        raise ValueError('non-nullable array entity is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -461,7 +469,7 @@ def _e_AlterClientQuotasResponse_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.entries
     if a is None:
-        raise ValueError('non-nullable array entries is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -148,12 +148,16 @@ def _d_AlterConfigsRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_AlterConfigsRequest_AlterableConfig_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     _wnstr(w, o.value)
 
 
 def _e_AlterConfigsRequest_AlterConfigsResource_0(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wstr(w, o.resource_name)
     a = o.configs
     if a is None:
@@ -223,6 +227,8 @@ def _d_AlterConfigsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_AlterConfigsRequest_AlterableConfig_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     _wcnstr(w, o.value)
     w.append(0)
@@ -230,6 +236,8 @@ def _e_AlterConfigsRequest_AlterableConfig_2(o: Any, w: bytearray) -> None:
 
 def _e_AlterConfigsRequest_AlterConfigsResource_2(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wcstr(w, o.resource_name)
     a = o.configs
     if a is None:
@@ -281,14 +289,14 @@ def _e_AlterConfigsResponse_AlterConfigsResourceResponse_0(o: Any, w: bytearray)
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
 
 
 def _e_AlterConfigsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -331,7 +339,7 @@ def _e_AlterConfigsResponse_AlterConfigsResourceResponse_2(o: Any, w: bytearray)
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wcstr(w, o.resource_name)
+    _wcstr(w, (o.resource_name if o.resource_name is not None else ""))
     w.append(0)
 
 
@@ -339,7 +347,7 @@ def _e_AlterConfigsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

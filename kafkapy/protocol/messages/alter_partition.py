@@ -232,6 +232,8 @@ def _e_AlterPartitionRequest_PartitionData_0(o: Any, w: bytearray) -> None:
 
 
 def _e_AlterPartitionRequest_TopicData_0(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     a = o.partitions
     if a is None:
@@ -322,6 +324,8 @@ def _e_AlterPartitionRequest_PartitionData_1(o: Any, w: bytearray) -> None:
 
 
 def _e_AlterPartitionRequest_TopicData_1(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     a = o.partitions
     if a is None:
@@ -585,7 +589,7 @@ def _e_AlterPartitionResponse_PartitionData_0(o: Any, w: bytearray) -> None:
     w += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     a = o.isr
     if a is None:
-        raise ValueError('non-nullable array isr is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -594,10 +598,10 @@ def _e_AlterPartitionResponse_PartitionData_0(o: Any, w: bytearray) -> None:
 
 
 def _e_AlterPartitionResponse_TopicData_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic_name)
+    _wcstr(w, (o.topic_name if o.topic_name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -609,7 +613,7 @@ def _e_AlterPartitionResponse_0(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -673,7 +677,7 @@ def _e_AlterPartitionResponse_PartitionData_1(o: Any, w: bytearray) -> None:
     w += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     a = o.isr
     if a is None:
-        raise ValueError('non-nullable array isr is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -682,10 +686,10 @@ def _e_AlterPartitionResponse_PartitionData_1(o: Any, w: bytearray) -> None:
 
 
 def _e_AlterPartitionResponse_TopicData_1(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic_name)
+    _wcstr(w, (o.topic_name if o.topic_name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -697,7 +701,7 @@ def _e_AlterPartitionResponse_1(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -745,7 +749,7 @@ def _e_AlterPartitionResponse_TopicData_2(o: Any, w: bytearray) -> None:
     w += _S_u.pack(o.topic_id)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -757,7 +761,7 @@ def _e_AlterPartitionResponse_2(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -184,6 +184,8 @@ def _e_AlterPartitionReassignmentsRequest_ReassignablePartition_0(o: Any, w: byt
 
 
 def _e_AlterPartitionReassignmentsRequest_ReassignableTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -261,10 +263,10 @@ def _e_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_0(o: An
 
 
 def _e_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -277,7 +279,7 @@ def _e_AlterPartitionReassignmentsResponse_0(o: Any, w: bytearray) -> None:
     _wcnstr(w, o.error_message)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -152,6 +152,8 @@ def _d_AlterReplicaLogDirsRequest_0(buf: memoryview, pos: int) -> tuple[Any, int
 
 
 def _e_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -162,6 +164,8 @@ def _e_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_0(o: Any, w: bytearray
 
 
 def _e_AlterReplicaLogDirsRequest_AlterReplicaLogDir_0(o: Any, w: bytearray) -> None:
+    if o.path is None:
+        raise ValueError('non-nullable field path is None')
     _wstr(w, o.path)
     a = o.topics
     if a is None:
@@ -230,6 +234,8 @@ def _d_AlterReplicaLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int
 
 
 def _e_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -241,6 +247,8 @@ def _e_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic_2(o: Any, w: bytearray
 
 
 def _e_AlterReplicaLogDirsRequest_AlterReplicaLogDir_2(o: Any, w: bytearray) -> None:
+    if o.path is None:
+        raise ValueError('non-nullable field path is None')
     _wcstr(w, o.path)
     a = o.topics
     if a is None:
@@ -301,10 +309,10 @@ def _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_0(o: Any, w
 
 
 def _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.topic_name)
+    _wstr(w, (o.topic_name if o.topic_name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -315,7 +323,7 @@ def _e_AlterReplicaLogDirsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -373,10 +381,10 @@ def _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult_2(o: Any, w
 
 
 def _e_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic_name)
+    _wcstr(w, (o.topic_name if o.topic_name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -388,7 +396,7 @@ def _e_AlterReplicaLogDirsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -168,15 +168,23 @@ def _d_AlterUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple[An
 
 
 def _e_AlterUserScramCredentialsRequest_ScramCredentialDeletion_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     w += _S_b.pack(o.mechanism)
     w.append(0)
 
 
 def _e_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     w += _S_bi.pack(o.mechanism, o.iterations)
+    if o.salt is None:
+        raise ValueError('non-nullable field salt is None')
     _wcbytes(w, o.salt)
+    if o.salted_password is None:
+        raise ValueError('non-nullable field salted_password is None')
     _wcbytes(w, o.salted_password)
     w.append(0)
 
@@ -230,7 +238,7 @@ def _d_AlterUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[A
 
 
 def _e_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.user)
+    _wcstr(w, (o.user if o.user is not None else ""))
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w.append(0)
@@ -240,7 +248,7 @@ def _e_AlterUserScramCredentialsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

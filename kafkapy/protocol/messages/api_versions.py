@@ -142,7 +142,11 @@ def _d_ApiVersionsRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ApiVersionsRequest_3(o: Any, w: bytearray) -> None:
+    if o.client_software_name is None:
+        raise ValueError('non-nullable field client_software_name is None')
     _wcstr(w, o.client_software_name)
+    if o.client_software_version is None:
+        raise ValueError('non-nullable field client_software_version is None')
     _wcstr(w, o.client_software_version)
     w.append(0)
 
@@ -175,7 +179,7 @@ def _e_ApiVersionsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.api_keys
     if a is None:
-        raise ValueError('non-nullable array api_keys is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -202,7 +206,7 @@ def _e_ApiVersionsResponse_1(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.api_keys
     if a is None:
-        raise ValueError('non-nullable array api_keys is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -309,13 +313,13 @@ def _e_ApiVersionsResponse_ApiVersion_3(o: Any, w: bytearray) -> None:
 
 
 def _e_ApiVersionsResponse_SupportedFeatureKey_3(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_hh.pack(o.min_version, o.max_version)
     w.append(0)
 
 
 def _e_ApiVersionsResponse_FinalizedFeatureKey_3(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_hh.pack(o.max_version_level, o.min_version_level)
     w.append(0)
 
@@ -324,7 +328,7 @@ def _e_ApiVersionsResponse_3(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.api_keys
     if a is None:
-        raise ValueError('non-nullable array api_keys is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -335,7 +339,7 @@ def _e_ApiVersionsResponse_3(o: Any, w: bytearray) -> None:
         outer, w = w, bytearray()
         a = o.supported_features
         if a is None:
-            raise ValueError('non-nullable array supported_features is None')
+            a = ()
         _wcal(w, a)
         if a:
             for e in a:
@@ -351,7 +355,7 @@ def _e_ApiVersionsResponse_3(o: Any, w: bytearray) -> None:
         outer, w = w, bytearray()
         a = o.finalized_features
         if a is None:
-            raise ValueError('non-nullable array finalized_features is None')
+            a = ()
         _wcal(w, a)
         if a:
             for e in a:

@@ -135,7 +135,7 @@ def _d_ControlledShutdownResponse_0(buf: memoryview, pos: int) -> tuple[Any, int
 
 
 def _e_ControlledShutdownResponse_RemainingPartition_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.topic_name)
+    _wstr(w, (o.topic_name if o.topic_name is not None else ""))
     w += _S_i.pack(o.partition_index)
 
 
@@ -143,7 +143,7 @@ def _e_ControlledShutdownResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.remaining_partitions
     if a is None:
-        raise ValueError('non-nullable array remaining_partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -180,7 +180,7 @@ def _d_ControlledShutdownResponse_3(buf: memoryview, pos: int) -> tuple[Any, int
 
 
 def _e_ControlledShutdownResponse_RemainingPartition_3(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic_name)
+    _wcstr(w, (o.topic_name if o.topic_name is not None else ""))
     w += _S_i.pack(o.partition_index)
     w.append(0)
 
@@ -189,7 +189,7 @@ def _e_ControlledShutdownResponse_3(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.remaining_partitions
     if a is None:
-        raise ValueError('non-nullable array remaining_partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -127,8 +127,14 @@ def _e_CreateAclsRequest_AclCreation_0(o: Any, w: bytearray) -> None:
     if o.resource_pattern_type != 3:
         raise ValueError('CreateAclsRequest_AclCreation.resource_pattern_type is not supported in version 0')
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wstr(w, o.resource_name)
+    if o.principal is None:
+        raise ValueError('non-nullable field principal is None')
     _wstr(w, o.principal)
+    if o.host is None:
+        raise ValueError('non-nullable field host is None')
     _wstr(w, o.host)
     w += _S_bb.pack(o.operation, o.permission_type)
 
@@ -170,9 +176,15 @@ def _d_CreateAclsRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_CreateAclsRequest_AclCreation_1(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wstr(w, o.resource_name)
     w += _S_b.pack(o.resource_pattern_type)
+    if o.principal is None:
+        raise ValueError('non-nullable field principal is None')
     _wstr(w, o.principal)
+    if o.host is None:
+        raise ValueError('non-nullable field host is None')
     _wstr(w, o.host)
     w += _S_bb.pack(o.operation, o.permission_type)
 
@@ -222,9 +234,15 @@ def _d_CreateAclsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_CreateAclsRequest_AclCreation_2(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wcstr(w, o.resource_name)
     w += _S_b.pack(o.resource_pattern_type)
+    if o.principal is None:
+        raise ValueError('non-nullable field principal is None')
     _wcstr(w, o.principal)
+    if o.host is None:
+        raise ValueError('non-nullable field host is None')
     _wcstr(w, o.host)
     w += _S_bb.pack(o.operation, o.permission_type)
     w.append(0)
@@ -271,7 +289,7 @@ def _e_CreateAclsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -317,7 +335,7 @@ def _e_CreateAclsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -157,6 +157,8 @@ def _e_CreatePartitionsRequest_CreatePartitionsAssignment_0(o: Any, w: bytearray
 
 
 def _e_CreatePartitionsRequest_CreatePartitionsTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     w += _S_i.pack(o.count)
     a = o.assignments
@@ -238,6 +240,8 @@ def _e_CreatePartitionsRequest_CreatePartitionsAssignment_2(o: Any, w: bytearray
 
 
 def _e_CreatePartitionsRequest_CreatePartitionsTopic_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     w += _S_i.pack(o.count)
     a = o.assignments
@@ -283,7 +287,7 @@ def _d_CreatePartitionsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_CreatePartitionsResponse_CreatePartitionsTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
 
@@ -292,7 +296,7 @@ def _e_CreatePartitionsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -330,7 +334,7 @@ def _d_CreatePartitionsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_CreatePartitionsResponse_CreatePartitionsTopicResult_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w.append(0)
@@ -340,7 +344,7 @@ def _e_CreatePartitionsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -227,11 +227,15 @@ def _e_CreateTopicsRequest_CreatableReplicaAssignment_0(o: Any, w: bytearray) ->
 
 
 def _e_CreateTopicsRequest_CreatableTopicConfig_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     _wnstr(w, o.value)
 
 
 def _e_CreateTopicsRequest_CreatableTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     w += _S_ih.pack(o.num_partitions, o.replication_factor)
     a = o.assignments
@@ -370,12 +374,16 @@ def _e_CreateTopicsRequest_CreatableReplicaAssignment_5(o: Any, w: bytearray) ->
 
 
 def _e_CreateTopicsRequest_CreatableTopicConfig_5(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     _wcnstr(w, o.value)
     w.append(0)
 
 
 def _e_CreateTopicsRequest_CreatableTopic_5(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     w += _S_ih.pack(o.num_partitions, o.replication_factor)
     a = o.assignments
@@ -427,14 +435,14 @@ def _d_CreateTopicsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_CreateTopicsResponse_CreatableTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
 
 
 def _e_CreateTopicsResponse_0(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -462,7 +470,7 @@ def _d_CreateTopicsResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_CreateTopicsResponse_CreatableTopicResult_1(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
 
@@ -470,7 +478,7 @@ def _e_CreateTopicsResponse_CreatableTopicResult_1(o: Any, w: bytearray) -> None
 def _e_CreateTopicsResponse_1(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -495,7 +503,7 @@ def _e_CreateTopicsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -566,14 +574,14 @@ def _d_CreateTopicsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_CreateTopicsResponse_CreatableTopicConfigs_5(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     _wcnstr(w, o.value)
     w += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
     w.append(0)
 
 
 def _e_CreateTopicsResponse_CreatableTopicResult_5(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_ih.pack(o.num_partitions, o.replication_factor)
@@ -598,7 +606,7 @@ def _e_CreateTopicsResponse_5(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -658,7 +666,7 @@ def _d_CreateTopicsResponse_7(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_CreateTopicsResponse_CreatableTopicResult_7(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_uh.pack(o.topic_id, o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_ih.pack(o.num_partitions, o.replication_factor)
@@ -683,7 +691,7 @@ def _e_CreateTopicsResponse_7(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -318,9 +318,9 @@ def _e_DeleteAclsResponse_DeleteAclsMatchingAcl_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
-    _wstr(w, o.principal)
-    _wstr(w, o.host)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
+    _wstr(w, (o.principal if o.principal is not None else ""))
+    _wstr(w, (o.host if o.host is not None else ""))
     w += _S_bb.pack(o.operation, o.permission_type)
 
 
@@ -329,7 +329,7 @@ def _e_DeleteAclsResponse_DeleteAclsFilterResult_0(o: Any, w: bytearray) -> None
     _wnstr(w, o.error_message)
     a = o.matching_acls
     if a is None:
-        raise ValueError('non-nullable array matching_acls is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -340,7 +340,7 @@ def _e_DeleteAclsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.filter_results
     if a is None:
-        raise ValueError('non-nullable array filter_results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -396,10 +396,10 @@ def _e_DeleteAclsResponse_DeleteAclsMatchingAcl_1(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
     w += _S_b.pack(o.pattern_type)
-    _wstr(w, o.principal)
-    _wstr(w, o.host)
+    _wstr(w, (o.principal if o.principal is not None else ""))
+    _wstr(w, (o.host if o.host is not None else ""))
     w += _S_bb.pack(o.operation, o.permission_type)
 
 
@@ -408,7 +408,7 @@ def _e_DeleteAclsResponse_DeleteAclsFilterResult_1(o: Any, w: bytearray) -> None
     _wnstr(w, o.error_message)
     a = o.matching_acls
     if a is None:
-        raise ValueError('non-nullable array matching_acls is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -419,7 +419,7 @@ def _e_DeleteAclsResponse_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.filter_results
     if a is None:
-        raise ValueError('non-nullable array filter_results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -487,10 +487,10 @@ def _e_DeleteAclsResponse_DeleteAclsMatchingAcl_2(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wcstr(w, o.resource_name)
+    _wcstr(w, (o.resource_name if o.resource_name is not None else ""))
     w += _S_b.pack(o.pattern_type)
-    _wcstr(w, o.principal)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.principal if o.principal is not None else ""))
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_bb.pack(o.operation, o.permission_type)
     w.append(0)
 
@@ -500,7 +500,7 @@ def _e_DeleteAclsResponse_DeleteAclsFilterResult_2(o: Any, w: bytearray) -> None
     _wcnstr(w, o.error_message)
     a = o.matching_acls
     if a is None:
-        raise ValueError('non-nullable array matching_acls is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -512,7 +512,7 @@ def _e_DeleteAclsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.filter_results
     if a is None:
-        raise ValueError('non-nullable array filter_results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

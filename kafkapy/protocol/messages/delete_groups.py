@@ -146,7 +146,7 @@ def _d_DeleteGroupsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DeleteGroupsResponse_DeletableGroupResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.group_id)
+    _wstr(w, (o.group_id if o.group_id is not None else ""))
     w += _S_h.pack(o.error_code)
 
 
@@ -154,7 +154,7 @@ def _e_DeleteGroupsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -191,7 +191,7 @@ def _d_DeleteGroupsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DeleteGroupsResponse_DeletableGroupResult_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.group_id)
+    _wcstr(w, (o.group_id if o.group_id is not None else ""))
     w += _S_h.pack(o.error_code)
     w.append(0)
 
@@ -200,7 +200,7 @@ def _e_DeleteGroupsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

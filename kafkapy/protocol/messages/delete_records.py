@@ -159,6 +159,8 @@ def _e_DeleteRecordsRequest_DeleteRecordsPartition_0(o: Any, w: bytearray) -> No
 
 
 def _e_DeleteRecordsRequest_DeleteRecordsTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -231,6 +233,8 @@ def _e_DeleteRecordsRequest_DeleteRecordsPartition_2(o: Any, w: bytearray) -> No
 
 
 def _e_DeleteRecordsRequest_DeleteRecordsTopic_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -292,10 +296,10 @@ def _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_0(o: Any, w: bytearray
 
 
 def _e_DeleteRecordsResponse_DeleteRecordsTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -306,7 +310,7 @@ def _e_DeleteRecordsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -364,10 +368,10 @@ def _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_2(o: Any, w: bytearray
 
 
 def _e_DeleteRecordsResponse_DeleteRecordsTopicResult_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -379,7 +383,7 @@ def _e_DeleteRecordsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

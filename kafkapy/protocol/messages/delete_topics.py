@@ -277,14 +277,14 @@ def _d_DeleteTopicsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DeleteTopicsResponse_DeletableTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
 
 
 def _e_DeleteTopicsResponse_0(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -309,7 +309,7 @@ def _e_DeleteTopicsResponse_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -346,7 +346,7 @@ def _d_DeleteTopicsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DeleteTopicsResponse_DeletableTopicResult_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
     w.append(0)
 
@@ -355,7 +355,7 @@ def _e_DeleteTopicsResponse_4(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -394,7 +394,7 @@ def _d_DeleteTopicsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DeleteTopicsResponse_DeletableTopicResult_5(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w.append(0)
@@ -404,7 +404,7 @@ def _e_DeleteTopicsResponse_5(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -453,7 +453,7 @@ def _e_DeleteTopicsResponse_6(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -223,17 +223,17 @@ def _d_DescribeAclsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeAclsResponse_AclDescription_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.principal)
-    _wstr(w, o.host)
+    _wstr(w, (o.principal if o.principal is not None else ""))
+    _wstr(w, (o.host if o.host is not None else ""))
     w += _S_bb.pack(o.operation, o.permission_type)
 
 
 def _e_DescribeAclsResponse_DescribeAclsResource_0(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
     a = o.acls
     if a is None:
-        raise ValueError('non-nullable array acls is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -245,7 +245,7 @@ def _e_DescribeAclsResponse_0(o: Any, w: bytearray) -> None:
     _wnstr(w, o.error_message)
     a = o.resources
     if a is None:
-        raise ValueError('non-nullable array resources is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -286,11 +286,11 @@ def _d_DescribeAclsResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_DescribeAclsResponse_DescribeAclsResource_1(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
     w += _S_b.pack(o.pattern_type)
     a = o.acls
     if a is None:
-        raise ValueError('non-nullable array acls is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -302,7 +302,7 @@ def _e_DescribeAclsResponse_1(o: Any, w: bytearray) -> None:
     _wnstr(w, o.error_message)
     a = o.resources
     if a is None:
-        raise ValueError('non-nullable array resources is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -362,19 +362,19 @@ def _d_DescribeAclsResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeAclsResponse_AclDescription_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.principal)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.principal if o.principal is not None else ""))
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_bb.pack(o.operation, o.permission_type)
     w.append(0)
 
 
 def _e_DescribeAclsResponse_DescribeAclsResource_2(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
-    _wcstr(w, o.resource_name)
+    _wcstr(w, (o.resource_name if o.resource_name is not None else ""))
     w += _S_b.pack(o.pattern_type)
     a = o.acls
     if a is None:
-        raise ValueError('non-nullable array acls is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -387,7 +387,7 @@ def _e_DescribeAclsResponse_2(o: Any, w: bytearray) -> None:
     _wcnstr(w, o.error_message)
     a = o.resources
     if a is None:
-        raise ValueError('non-nullable array resources is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -149,6 +149,8 @@ def _d_DescribeClientQuotasRequest_0(buf: memoryview, pos: int) -> tuple[Any, in
 
 
 def _e_DescribeClientQuotasRequest_ComponentData_0(o: Any, w: bytearray) -> None:
+    if o.entity_type is None:
+        raise ValueError('non-nullable field entity_type is None')
     _wstr(w, o.entity_type)
     w += _S_b.pack(o.match_type)
     _wnstr(w, o.match)
@@ -196,6 +198,8 @@ def _d_DescribeClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[Any, in
 
 
 def _e_DescribeClientQuotasRequest_ComponentData_1(o: Any, w: bytearray) -> None:
+    if o.entity_type is None:
+        raise ValueError('non-nullable field entity_type is None')
     _wcstr(w, o.entity_type)
     w += _S_b.pack(o.match_type)
     _wcnstr(w, o.match)
@@ -263,26 +267,26 @@ def _d_DescribeClientQuotasResponse_0(buf: memoryview, pos: int) -> tuple[Any, i
 
 
 def _e_DescribeClientQuotasResponse_EntityData_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.entity_type)
+    _wstr(w, (o.entity_type if o.entity_type is not None else ""))
     _wnstr(w, o.entity_name)
 
 
 def _e_DescribeClientQuotasResponse_ValueData_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.key)
+    _wstr(w, (o.key if o.key is not None else ""))
     w += _S_d.pack(o.value)
 
 
 def _e_DescribeClientQuotasResponse_EntryData_0(o: Any, w: bytearray) -> None:
     a = o.entity
     if a is None:
-        raise ValueError('non-nullable array entity is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
             _e_DescribeClientQuotasResponse_EntityData_0(e, w)
     a = o.values
     if a is None:
-        raise ValueError('non-nullable array values is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -364,13 +368,13 @@ def _d_DescribeClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[Any, i
 
 
 def _e_DescribeClientQuotasResponse_EntityData_1(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.entity_type)
+    _wcstr(w, (o.entity_type if o.entity_type is not None else ""))
     _wcnstr(w, o.entity_name)
     w.append(0)
 
 
 def _e_DescribeClientQuotasResponse_ValueData_1(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.key)
+    _wcstr(w, (o.key if o.key is not None else ""))
     w += _S_d.pack(o.value)
     w.append(0)
 
@@ -378,14 +382,14 @@ def _e_DescribeClientQuotasResponse_ValueData_1(o: Any, w: bytearray) -> None:
 def _e_DescribeClientQuotasResponse_EntryData_1(o: Any, w: bytearray) -> None:
     a = o.entity
     if a is None:
-        raise ValueError('non-nullable array entity is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
             _e_DescribeClientQuotasResponse_EntityData_1(e, w)
     a = o.values
     if a is None:
-        raise ValueError('non-nullable array values is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

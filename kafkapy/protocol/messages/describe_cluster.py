@@ -168,7 +168,7 @@ def _d_DescribeClusterResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_DescribeClusterResponse_DescribeClusterBroker_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.broker_id)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
     _wcnstr(w, o.rack)
     w.append(0)
@@ -177,11 +177,11 @@ def _e_DescribeClusterResponse_DescribeClusterBroker_0(o: Any, w: bytearray) -> 
 def _e_DescribeClusterResponse_0(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     _wcnstr(w, o.error_message)
-    _wcstr(w, o.cluster_id)
+    _wcstr(w, (o.cluster_id if o.cluster_id is not None else ""))
     w += _S_i.pack(o.controller_id)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -220,11 +220,11 @@ def _e_DescribeClusterResponse_1(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_b.pack(o.endpoint_type)
-    _wcstr(w, o.cluster_id)
+    _wcstr(w, (o.cluster_id if o.cluster_id is not None else ""))
     w += _S_i.pack(o.controller_id)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -178,6 +178,8 @@ def _d_DescribeConfigsRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_DescribeConfigsRequest_DescribeConfigsResource_0(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wstr(w, o.resource_name)
     a = o.configuration_keys
     _wal(w, a)
@@ -304,6 +306,8 @@ def _d_DescribeConfigsRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_DescribeConfigsRequest_DescribeConfigsResource_4(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wcstr(w, o.resource_name)
     a = o.configuration_keys
     _wcal(w, a)
@@ -366,7 +370,7 @@ def _d_DescribeConfigsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     _wnstr(w, o.value)
     w += _S_ooo.pack(o.read_only, o.is_default, o.is_sensitive)
 
@@ -375,10 +379,10 @@ def _e_DescribeConfigsResponse_DescribeConfigsResult_0(o: Any, w: bytearray) -> 
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
     a = o.configs
     if a is None:
-        raise ValueError('non-nullable array configs is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -389,7 +393,7 @@ def _e_DescribeConfigsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -453,18 +457,18 @@ def _d_DescribeConfigsResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeConfigsResponse_DescribeConfigsSynonym_1(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     _wnstr(w, o.value)
     w += _S_b.pack(o.source)
 
 
 def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_1(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     _wnstr(w, o.value)
     w += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
     a = o.synonyms
     if a is None:
-        raise ValueError('non-nullable array synonyms is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -475,10 +479,10 @@ def _e_DescribeConfigsResponse_DescribeConfigsResult_1(o: Any, w: bytearray) -> 
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
     a = o.configs
     if a is None:
-        raise ValueError('non-nullable array configs is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -489,7 +493,7 @@ def _e_DescribeConfigsResponse_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -548,12 +552,12 @@ def _d_DescribeConfigsResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_3(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     _wnstr(w, o.value)
     w += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
     a = o.synonyms
     if a is None:
-        raise ValueError('non-nullable array synonyms is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -566,10 +570,10 @@ def _e_DescribeConfigsResponse_DescribeConfigsResult_3(o: Any, w: bytearray) -> 
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
     a = o.configs
     if a is None:
-        raise ValueError('non-nullable array configs is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -580,7 +584,7 @@ def _e_DescribeConfigsResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -663,19 +667,19 @@ def _d_DescribeConfigsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeConfigsResponse_DescribeConfigsSynonym_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     _wcnstr(w, o.value)
     w += _S_b.pack(o.source)
     w.append(0)
 
 
 def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     _wcnstr(w, o.value)
     w += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
     a = o.synonyms
     if a is None:
-        raise ValueError('non-nullable array synonyms is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -689,10 +693,10 @@ def _e_DescribeConfigsResponse_DescribeConfigsResult_4(o: Any, w: bytearray) -> 
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wcstr(w, o.resource_name)
+    _wcstr(w, (o.resource_name if o.resource_name is not None else ""))
     a = o.configs
     if a is None:
-        raise ValueError('non-nullable array configs is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -704,7 +708,7 @@ def _e_DescribeConfigsResponse_4(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

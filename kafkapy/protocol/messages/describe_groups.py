@@ -259,22 +259,22 @@ def _d_DescribeGroupsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeGroupsResponse_DescribedGroupMember_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.member_id)
-    _wstr(w, o.client_id)
-    _wstr(w, o.client_host)
-    _wbytes(w, o.member_metadata)
-    _wbytes(w, o.member_assignment)
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
+    _wstr(w, (o.client_id if o.client_id is not None else ""))
+    _wstr(w, (o.client_host if o.client_host is not None else ""))
+    _wbytes(w, (o.member_metadata if o.member_metadata is not None else b""))
+    _wbytes(w, (o.member_assignment if o.member_assignment is not None else b""))
 
 
 def _e_DescribeGroupsResponse_DescribedGroup_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.group_id)
-    _wstr(w, o.group_state)
-    _wstr(w, o.protocol_type)
-    _wstr(w, o.protocol_data)
+    _wstr(w, (o.group_id if o.group_id is not None else ""))
+    _wstr(w, (o.group_state if o.group_state is not None else ""))
+    _wstr(w, (o.protocol_type if o.protocol_type is not None else ""))
+    _wstr(w, (o.protocol_data if o.protocol_data is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -284,7 +284,7 @@ def _e_DescribeGroupsResponse_DescribedGroup_0(o: Any, w: bytearray) -> None:
 def _e_DescribeGroupsResponse_0(o: Any, w: bytearray) -> None:
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -309,7 +309,7 @@ def _e_DescribeGroupsResponse_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -352,13 +352,13 @@ def _d_DescribeGroupsResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_DescribeGroupsResponse_DescribedGroup_3(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.group_id)
-    _wstr(w, o.group_state)
-    _wstr(w, o.protocol_type)
-    _wstr(w, o.protocol_data)
+    _wstr(w, (o.group_id if o.group_id is not None else ""))
+    _wstr(w, (o.group_state if o.group_state is not None else ""))
+    _wstr(w, (o.protocol_type if o.protocol_type is not None else ""))
+    _wstr(w, (o.protocol_data if o.protocol_data is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -370,7 +370,7 @@ def _e_DescribeGroupsResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -428,23 +428,23 @@ def _d_DescribeGroupsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeGroupsResponse_DescribedGroupMember_4(o: Any, w: bytearray) -> None:
-    _wstr(w, o.member_id)
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
     _wnstr(w, o.group_instance_id)
-    _wstr(w, o.client_id)
-    _wstr(w, o.client_host)
-    _wbytes(w, o.member_metadata)
-    _wbytes(w, o.member_assignment)
+    _wstr(w, (o.client_id if o.client_id is not None else ""))
+    _wstr(w, (o.client_host if o.client_host is not None else ""))
+    _wbytes(w, (o.member_metadata if o.member_metadata is not None else b""))
+    _wbytes(w, (o.member_assignment if o.member_assignment is not None else b""))
 
 
 def _e_DescribeGroupsResponse_DescribedGroup_4(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.group_id)
-    _wstr(w, o.group_state)
-    _wstr(w, o.protocol_type)
-    _wstr(w, o.protocol_data)
+    _wstr(w, (o.group_id if o.group_id is not None else ""))
+    _wstr(w, (o.group_state if o.group_state is not None else ""))
+    _wstr(w, (o.protocol_type if o.protocol_type is not None else ""))
+    _wstr(w, (o.protocol_data if o.protocol_data is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -456,7 +456,7 @@ def _e_DescribeGroupsResponse_4(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -526,24 +526,24 @@ def _d_DescribeGroupsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeGroupsResponse_DescribedGroupMember_5(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.member_id)
+    _wcstr(w, (o.member_id if o.member_id is not None else ""))
     _wcnstr(w, o.group_instance_id)
-    _wcstr(w, o.client_id)
-    _wcstr(w, o.client_host)
-    _wcbytes(w, o.member_metadata)
-    _wcbytes(w, o.member_assignment)
+    _wcstr(w, (o.client_id if o.client_id is not None else ""))
+    _wcstr(w, (o.client_host if o.client_host is not None else ""))
+    _wcbytes(w, (o.member_metadata if o.member_metadata is not None else b""))
+    _wcbytes(w, (o.member_assignment if o.member_assignment is not None else b""))
     w.append(0)
 
 
 def _e_DescribeGroupsResponse_DescribedGroup_5(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wcstr(w, o.group_id)
-    _wcstr(w, o.group_state)
-    _wcstr(w, o.protocol_type)
-    _wcstr(w, o.protocol_data)
+    _wcstr(w, (o.group_id if o.group_id is not None else ""))
+    _wcstr(w, (o.group_state if o.group_state is not None else ""))
+    _wcstr(w, (o.protocol_type if o.protocol_type is not None else ""))
+    _wcstr(w, (o.protocol_data if o.protocol_data is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -556,7 +556,7 @@ def _e_DescribeGroupsResponse_5(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -154,6 +154,8 @@ def _d_DescribeLogDirsRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeLogDirsRequest_DescribableLogDirTopic_0(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -202,6 +204,8 @@ def _d_DescribeLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeLogDirsRequest_DescribableLogDirTopic_2(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wcstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -274,10 +278,10 @@ def _e_DescribeLogDirsResponse_DescribeLogDirsPartition_0(o: Any, w: bytearray) 
 
 
 def _e_DescribeLogDirsResponse_DescribeLogDirsTopic_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -286,10 +290,10 @@ def _e_DescribeLogDirsResponse_DescribeLogDirsTopic_0(o: Any, w: bytearray) -> N
 
 def _e_DescribeLogDirsResponse_DescribeLogDirsResult_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.log_dir)
+    _wstr(w, (o.log_dir if o.log_dir is not None else ""))
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -300,7 +304,7 @@ def _e_DescribeLogDirsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -377,10 +381,10 @@ def _e_DescribeLogDirsResponse_DescribeLogDirsPartition_2(o: Any, w: bytearray) 
 
 
 def _e_DescribeLogDirsResponse_DescribeLogDirsTopic_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -390,10 +394,10 @@ def _e_DescribeLogDirsResponse_DescribeLogDirsTopic_2(o: Any, w: bytearray) -> N
 
 def _e_DescribeLogDirsResponse_DescribeLogDirsResult_2(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wcstr(w, o.log_dir)
+    _wcstr(w, (o.log_dir if o.log_dir is not None else ""))
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -405,7 +409,7 @@ def _e_DescribeLogDirsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -435,7 +439,7 @@ def _e_DescribeLogDirsResponse_3(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -484,10 +488,10 @@ def _d_DescribeLogDirsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_DescribeLogDirsResponse_DescribeLogDirsResult_4(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wcstr(w, o.log_dir)
+    _wcstr(w, (o.log_dir if o.log_dir is not None else ""))
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -500,7 +504,7 @@ def _e_DescribeLogDirsResponse_4(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -160,6 +160,8 @@ def _d_DescribeProducersRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_DescribeProducersRequest_TopicRequest_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -255,7 +257,7 @@ def _e_DescribeProducersResponse_PartitionResponse_0(o: Any, w: bytearray) -> No
     _wcnstr(w, o.error_message)
     a = o.active_producers
     if a is None:
-        raise ValueError('non-nullable array active_producers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -264,10 +266,10 @@ def _e_DescribeProducersResponse_PartitionResponse_0(o: Any, w: bytearray) -> No
 
 
 def _e_DescribeProducersResponse_TopicResponse_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -279,7 +281,7 @@ def _e_DescribeProducersResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -184,10 +184,10 @@ def _d_DescribeTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[Any, i
 
 
 def _e_DescribeTransactionsResponse_TopicData_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic)
+    _wcstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -196,12 +196,12 @@ def _e_DescribeTransactionsResponse_TopicData_0(o: Any, w: bytearray) -> None:
 
 def _e_DescribeTransactionsResponse_TransactionState_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wcstr(w, o.transactional_id)
-    _wcstr(w, o.transaction_state)
+    _wcstr(w, (o.transactional_id if o.transactional_id is not None else ""))
+    _wcstr(w, (o.transaction_state if o.transaction_state is not None else ""))
     w += _S_iqqh.pack(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -213,7 +213,7 @@ def _e_DescribeTransactionsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.transaction_states
     if a is None:
-        raise ValueError('non-nullable array transaction_states is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -135,6 +135,8 @@ def _d_DescribeUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple
 
 
 def _e_DescribeUserScramCredentialsRequest_UserName_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     w.append(0)
 
@@ -203,12 +205,12 @@ def _e_DescribeUserScramCredentialsResponse_CredentialInfo_0(o: Any, w: bytearra
 
 
 def _e_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.user)
+    _wcstr(w, (o.user if o.user is not None else ""))
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     a = o.credential_infos
     if a is None:
-        raise ValueError('non-nullable array credential_infos is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -221,7 +223,7 @@ def _e_DescribeUserScramCredentialsResponse_0(o: Any, w: bytearray) -> None:
     _wcnstr(w, o.error_message)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

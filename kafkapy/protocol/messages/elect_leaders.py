@@ -136,6 +136,8 @@ def _d_ElectLeadersRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ElectLeadersRequest_TopicPartitions_0(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -217,6 +219,8 @@ def _d_ElectLeadersRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ElectLeadersRequest_TopicPartitions_2(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wcstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -278,10 +282,10 @@ def _e_ElectLeadersResponse_PartitionResult_0(o: Any, w: bytearray) -> None:
 
 
 def _e_ElectLeadersResponse_ReplicaElectionResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.topic)
+    _wstr(w, (o.topic if o.topic is not None else ""))
     a = o.partition_result
     if a is None:
-        raise ValueError('non-nullable array partition_result is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -292,7 +296,7 @@ def _e_ElectLeadersResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.replica_election_results
     if a is None:
-        raise ValueError('non-nullable array replica_election_results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -317,7 +321,7 @@ def _e_ElectLeadersResponse_1(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.replica_election_results
     if a is None:
-        raise ValueError('non-nullable array replica_election_results is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -377,10 +381,10 @@ def _e_ElectLeadersResponse_PartitionResult_2(o: Any, w: bytearray) -> None:
 
 
 def _e_ElectLeadersResponse_ReplicaElectionResult_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic)
+    _wcstr(w, (o.topic if o.topic is not None else ""))
     a = o.partition_result
     if a is None:
-        raise ValueError('non-nullable array partition_result is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -392,7 +396,7 @@ def _e_ElectLeadersResponse_2(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.replica_election_results
     if a is None:
-        raise ValueError('non-nullable array replica_election_results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -74,6 +74,8 @@ def _d_EndTxnRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_EndTxnRequest_0(o: Any, w: bytearray) -> None:
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wstr(w, o.transactional_id)
     w += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
 
@@ -90,6 +92,8 @@ def _d_EndTxnRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_EndTxnRequest_3(o: Any, w: bytearray) -> None:
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wcstr(w, o.transactional_id)
     w += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
     w.append(0)

@@ -334,6 +334,8 @@ def _e_FetchRequest_FetchPartition_0(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_0(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -366,6 +368,8 @@ def _e_FetchRequest_FetchPartition_1(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_1(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -398,6 +402,8 @@ def _e_FetchRequest_FetchPartition_2(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_2(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -444,6 +450,8 @@ def _e_FetchRequest_FetchPartition_3(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_3(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -490,6 +498,8 @@ def _e_FetchRequest_FetchPartition_4(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_4(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -555,6 +565,8 @@ def _e_FetchRequest_FetchPartition_5(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_5(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -587,6 +599,8 @@ def _e_FetchRequest_FetchPartition_6(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_6(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -651,6 +665,8 @@ def _e_FetchRequest_FetchPartition_7(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_7(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -662,6 +678,8 @@ def _e_FetchRequest_FetchTopic_7(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_ForgottenTopic_7(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -698,6 +716,8 @@ def _e_FetchRequest_FetchPartition_8(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_8(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -776,6 +796,8 @@ def _e_FetchRequest_FetchPartition_9(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_9(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -813,6 +835,8 @@ def _e_FetchRequest_FetchPartition_10(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_10(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -873,6 +897,8 @@ def _e_FetchRequest_FetchPartition_11(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_11(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -901,6 +927,8 @@ def _e_FetchRequest_11(o: Any, w: bytearray) -> None:
     if a:
         for e in a:
             _e_FetchRequest_ForgottenTopic_7(e, w)
+    if o.rack_id is None:
+        raise ValueError('non-nullable field rack_id is None')
     _wstr(w, o.rack_id)
 
 
@@ -988,6 +1016,8 @@ def _e_FetchRequest_FetchPartition_12(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_FetchTopic_12(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wcstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -1000,6 +1030,8 @@ def _e_FetchRequest_FetchTopic_12(o: Any, w: bytearray) -> None:
 
 
 def _e_FetchRequest_ForgottenTopic_12(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wcstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -1028,6 +1060,8 @@ def _e_FetchRequest_12(o: Any, w: bytearray) -> None:
     if a:
         for e in a:
             _e_FetchRequest_ForgottenTopic_12(e, w)
+    if o.rack_id is None:
+        raise ValueError('non-nullable field rack_id is None')
     _wcstr(w, o.rack_id)
     tags = []
     if o.cluster_id is not None:
@@ -1152,6 +1186,8 @@ def _e_FetchRequest_13(o: Any, w: bytearray) -> None:
     if a:
         for e in a:
             _e_FetchRequest_ForgottenTopic_13(e, w)
+    if o.rack_id is None:
+        raise ValueError('non-nullable field rack_id is None')
     _wcstr(w, o.rack_id)
     tags = []
     if o.cluster_id is not None:
@@ -1183,6 +1219,8 @@ def _e_FetchRequest_14(o: Any, w: bytearray) -> None:
     if a:
         for e in a:
             _e_FetchRequest_ForgottenTopic_13(e, w)
+    if o.rack_id is None:
+        raise ValueError('non-nullable field rack_id is None')
     _wcstr(w, o.rack_id)
     tags = []
     if o.cluster_id is not None:
@@ -1271,6 +1309,8 @@ def _e_FetchRequest_15(o: Any, w: bytearray) -> None:
     if a:
         for e in a:
             _e_FetchRequest_ForgottenTopic_13(e, w)
+    if o.rack_id is None:
+        raise ValueError('non-nullable field rack_id is None')
     _wcstr(w, o.rack_id)
     tags = []
     if o.cluster_id is not None:
@@ -1307,6 +1347,8 @@ def _e_FetchRequest_16(o: Any, w: bytearray) -> None:
     if a:
         for e in a:
             _e_FetchRequest_ForgottenTopic_13(e, w)
+    if o.rack_id is None:
+        raise ValueError('non-nullable field rack_id is None')
     _wcstr(w, o.rack_id)
     tags = []
     if o.cluster_id is not None:
@@ -1450,6 +1492,8 @@ def _e_FetchRequest_17(o: Any, w: bytearray) -> None:
     if a:
         for e in a:
             _e_FetchRequest_ForgottenTopic_13(e, w)
+    if o.rack_id is None:
+        raise ValueError('non-nullable field rack_id is None')
     _wcstr(w, o.rack_id)
     tags = []
     if o.cluster_id is not None:
@@ -1507,10 +1551,10 @@ def _e_FetchResponse_PartitionData_0(o: Any, out: list, w: bytearray) -> bytearr
 
 
 def _e_FetchResponse_FetchableTopicResponse_0(o: Any, out: list, w: bytearray) -> bytearray:
-    _wstr(w, o.topic)
+    _wstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1521,7 +1565,7 @@ def _e_FetchResponse_FetchableTopicResponse_0(o: Any, out: list, w: bytearray) -
 def _e_FetchResponse_0(o: Any, out: list, w: bytearray) -> bytearray:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1547,7 +1591,7 @@ def _e_FetchResponse_1(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1619,10 +1663,10 @@ def _e_FetchResponse_PartitionData_4(o: Any, out: list, w: bytearray) -> bytearr
 
 
 def _e_FetchResponse_FetchableTopicResponse_4(o: Any, out: list, w: bytearray) -> bytearray:
-    _wstr(w, o.topic)
+    _wstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1634,7 +1678,7 @@ def _e_FetchResponse_4(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1696,10 +1740,10 @@ def _e_FetchResponse_PartitionData_5(o: Any, out: list, w: bytearray) -> bytearr
 
 
 def _e_FetchResponse_FetchableTopicResponse_5(o: Any, out: list, w: bytearray) -> bytearray:
-    _wstr(w, o.topic)
+    _wstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1711,7 +1755,7 @@ def _e_FetchResponse_5(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1737,7 +1781,7 @@ def _e_FetchResponse_7(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1802,10 +1846,10 @@ def _e_FetchResponse_PartitionData_11(o: Any, out: list, w: bytearray) -> bytear
 
 
 def _e_FetchResponse_FetchableTopicResponse_11(o: Any, out: list, w: bytearray) -> bytearray:
-    _wstr(w, o.topic)
+    _wstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1817,7 +1861,7 @@ def _e_FetchResponse_11(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1973,17 +2017,26 @@ def _e_FetchResponse_PartitionData_12(o: Any, out: list, w: bytearray) -> bytear
     tags = []
     if not (o.diverging_epoch.epoch == -1 and o.diverging_epoch.end_offset == -1):
         outer, w = w, bytearray()
-        _e_FetchResponse_EpochEndOffset_12(o.diverging_epoch, w)
+        if o.diverging_epoch is None:
+            _e_FetchResponse_EpochEndOffset_12(FetchResponse_EpochEndOffset(), w)
+        else:
+            _e_FetchResponse_EpochEndOffset_12(o.diverging_epoch, w)
         tags.append((0, w))
         w = outer
     if not (o.current_leader.leader_id == -1 and o.current_leader.leader_epoch == -1):
         outer, w = w, bytearray()
-        _e_FetchResponse_LeaderIdAndEpoch_12(o.current_leader, w)
+        if o.current_leader is None:
+            _e_FetchResponse_LeaderIdAndEpoch_12(FetchResponse_LeaderIdAndEpoch(), w)
+        else:
+            _e_FetchResponse_LeaderIdAndEpoch_12(o.current_leader, w)
         tags.append((1, w))
         w = outer
     if not (o.snapshot_id.end_offset == -1 and o.snapshot_id.epoch == -1):
         outer, w = w, bytearray()
-        _e_FetchResponse_SnapshotId_12(o.snapshot_id, w)
+        if o.snapshot_id is None:
+            _e_FetchResponse_SnapshotId_12(FetchResponse_SnapshotId(), w)
+        else:
+            _e_FetchResponse_SnapshotId_12(o.snapshot_id, w)
         tags.append((2, w))
         w = outer
     if tags:
@@ -1994,10 +2047,10 @@ def _e_FetchResponse_PartitionData_12(o: Any, out: list, w: bytearray) -> bytear
 
 
 def _e_FetchResponse_FetchableTopicResponse_12(o: Any, out: list, w: bytearray) -> bytearray:
-    _wcstr(w, o.topic)
+    _wcstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -2010,7 +2063,7 @@ def _e_FetchResponse_12(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -2059,7 +2112,7 @@ def _e_FetchResponse_FetchableTopicResponse_13(o: Any, out: list, w: bytearray) 
     w += _S_u.pack(o.topic_id)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -2072,7 +2125,7 @@ def _e_FetchResponse_13(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -2132,7 +2185,7 @@ def _d_FetchResponse_16(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_FetchResponse_NodeEndpoint_16(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.node_id)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
     _wcnstr(w, o.rack)
     w.append(0)
@@ -2142,7 +2195,7 @@ def _e_FetchResponse_16(o: Any, out: list, w: bytearray) -> bytearray:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -2152,7 +2205,7 @@ def _e_FetchResponse_16(o: Any, out: list, w: bytearray) -> bytearray:
         outer, w = w, bytearray()
         a = o.node_endpoints
         if a is None:
-            raise ValueError('non-nullable array node_endpoints is None')
+            a = ()
         _wcal(w, a)
         if a:
             for e in a:

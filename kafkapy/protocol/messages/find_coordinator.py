@@ -109,6 +109,8 @@ def _e_FindCoordinatorRequest_0(o: Any, w: bytearray) -> None:
         raise ValueError('FindCoordinatorRequest.key_type is not supported in version 0')
     if o.coordinator_keys is None or o.coordinator_keys:
         raise ValueError('FindCoordinatorRequest.coordinator_keys is not supported in version 0')
+    if o.key is None:
+        raise ValueError('non-nullable field key is None')
     _wstr(w, o.key)
 
 
@@ -122,6 +124,8 @@ def _d_FindCoordinatorRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_FindCoordinatorRequest_1(o: Any, w: bytearray) -> None:
     if o.coordinator_keys is None or o.coordinator_keys:
         raise ValueError('FindCoordinatorRequest.coordinator_keys is not supported in version 1')
+    if o.key is None:
+        raise ValueError('non-nullable field key is None')
     _wstr(w, o.key)
     w += _S_b.pack(o.key_type)
 
@@ -129,6 +133,8 @@ def _e_FindCoordinatorRequest_1(o: Any, w: bytearray) -> None:
 def _e_FindCoordinatorRequest_2(o: Any, w: bytearray) -> None:
     if o.coordinator_keys is None or o.coordinator_keys:
         raise ValueError('FindCoordinatorRequest.coordinator_keys is not supported in version 2')
+    if o.key is None:
+        raise ValueError('non-nullable field key is None')
     _wstr(w, o.key)
     w += _S_b.pack(o.key_type)
 
@@ -147,6 +153,8 @@ def _d_FindCoordinatorRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_FindCoordinatorRequest_3(o: Any, w: bytearray) -> None:
     if o.coordinator_keys is None or o.coordinator_keys:
         raise ValueError('FindCoordinatorRequest.coordinator_keys is not supported in version 3')
+    if o.key is None:
+        raise ValueError('non-nullable field key is None')
     _wcstr(w, o.key)
     w += _S_b.pack(o.key_type)
     w.append(0)
@@ -223,7 +231,7 @@ def _d_FindCoordinatorResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_FindCoordinatorResponse_0(o: Any, w: bytearray) -> None:
     w += _S_hi.pack(o.error_code, o.node_id)
-    _wstr(w, o.host)
+    _wstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
 
 
@@ -243,7 +251,7 @@ def _e_FindCoordinatorResponse_1(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     _wnstr(w, o.error_message)
     w += _S_i.pack(o.node_id)
-    _wstr(w, o.host)
+    _wstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
 
 
@@ -267,7 +275,7 @@ def _e_FindCoordinatorResponse_3(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_i.pack(o.node_id)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
     w.append(0)
 
@@ -306,9 +314,9 @@ def _d_FindCoordinatorResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_FindCoordinatorResponse_Coordinator_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.key)
+    _wcstr(w, (o.key if o.key is not None else ""))
     w += _S_i.pack(o.node_id)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_ih.pack(o.port, o.error_code)
     _wcnstr(w, o.error_message)
     w.append(0)
@@ -318,7 +326,7 @@ def _e_FindCoordinatorResponse_4(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.coordinators
     if a is None:
-        raise ValueError('non-nullable array coordinators is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

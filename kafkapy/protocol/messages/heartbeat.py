@@ -78,24 +78,36 @@ def _d_HeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_HeartbeatRequest_0(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('HeartbeatRequest.group_instance_id is not supported in version 0')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
 
 
 def _e_HeartbeatRequest_1(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('HeartbeatRequest.group_instance_id is not supported in version 1')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
 
 
 def _e_HeartbeatRequest_2(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('HeartbeatRequest.group_instance_id is not supported in version 2')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
 
 
@@ -109,8 +121,12 @@ def _d_HeartbeatRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_HeartbeatRequest_3(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     _wnstr(w, o.group_instance_id)
 
@@ -129,8 +145,12 @@ def _d_HeartbeatRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_HeartbeatRequest_4(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     w.append(0)

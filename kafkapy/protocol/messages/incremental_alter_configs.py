@@ -152,6 +152,8 @@ def _d_IncrementalAlterConfigsRequest_0(buf: memoryview, pos: int) -> tuple[Any,
 
 
 def _e_IncrementalAlterConfigsRequest_AlterableConfig_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     w += _S_b.pack(o.config_operation)
     _wnstr(w, o.value)
@@ -159,6 +161,8 @@ def _e_IncrementalAlterConfigsRequest_AlterableConfig_0(o: Any, w: bytearray) ->
 
 def _e_IncrementalAlterConfigsRequest_AlterConfigsResource_0(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wstr(w, o.resource_name)
     a = o.configs
     if a is None:
@@ -230,6 +234,8 @@ def _d_IncrementalAlterConfigsRequest_1(buf: memoryview, pos: int) -> tuple[Any,
 
 
 def _e_IncrementalAlterConfigsRequest_AlterableConfig_1(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     w += _S_b.pack(o.config_operation)
     _wcnstr(w, o.value)
@@ -238,6 +244,8 @@ def _e_IncrementalAlterConfigsRequest_AlterableConfig_1(o: Any, w: bytearray) ->
 
 def _e_IncrementalAlterConfigsRequest_AlterConfigsResource_1(o: Any, w: bytearray) -> None:
     w += _S_b.pack(o.resource_type)
+    if o.resource_name is None:
+        raise ValueError('non-nullable field resource_name is None')
     _wcstr(w, o.resource_name)
     a = o.configs
     if a is None:
@@ -289,14 +297,14 @@ def _e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_0(o: Any, w:
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wstr(w, o.resource_name)
+    _wstr(w, (o.resource_name if o.resource_name is not None else ""))
 
 
 def _e_IncrementalAlterConfigsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -339,7 +347,7 @@ def _e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_1(o: Any, w:
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w += _S_b.pack(o.resource_type)
-    _wcstr(w, o.resource_name)
+    _wcstr(w, (o.resource_name if o.resource_name is not None else ""))
     w.append(0)
 
 
@@ -347,7 +355,7 @@ def _e_IncrementalAlterConfigsResponse_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

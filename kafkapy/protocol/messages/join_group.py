@@ -148,16 +148,26 @@ def _d_JoinGroupRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_JoinGroupRequest_JoinGroupRequestProtocol_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
+    if o.metadata is None:
+        raise ValueError('non-nullable field metadata is None')
     _wbytes(w, o.metadata)
 
 
 def _e_JoinGroupRequest_0(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('JoinGroupRequest.group_instance_id is not supported in version 0')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.session_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -188,9 +198,15 @@ def _d_JoinGroupRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_JoinGroupRequest_1(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('JoinGroupRequest.group_instance_id is not supported in version 1')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -204,9 +220,15 @@ def _e_JoinGroupRequest_1(o: Any, w: bytearray) -> None:
 def _e_JoinGroupRequest_2(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('JoinGroupRequest.group_instance_id is not supported in version 2')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -220,9 +242,15 @@ def _e_JoinGroupRequest_2(o: Any, w: bytearray) -> None:
 def _e_JoinGroupRequest_3(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('JoinGroupRequest.group_instance_id is not supported in version 3')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -236,9 +264,15 @@ def _e_JoinGroupRequest_3(o: Any, w: bytearray) -> None:
 def _e_JoinGroupRequest_4(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('JoinGroupRequest.group_instance_id is not supported in version 4')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -268,10 +302,16 @@ def _d_JoinGroupRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_JoinGroupRequest_5(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     _wnstr(w, o.group_instance_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -318,16 +358,26 @@ def _d_JoinGroupRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_JoinGroupRequest_JoinGroupRequestProtocol_6(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
+    if o.metadata is None:
+        raise ValueError('non-nullable field metadata is None')
     _wcbytes(w, o.metadata)
     w.append(0)
 
 
 def _e_JoinGroupRequest_6(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wcstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -363,10 +413,16 @@ def _d_JoinGroupRequest_8(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_JoinGroupRequest_8(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
+    if o.protocol_type is None:
+        raise ValueError('non-nullable field protocol_type is None')
     _wcstr(w, o.protocol_type)
     a = o.protocols
     if a is None:
@@ -406,18 +462,18 @@ def _d_JoinGroupResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_JoinGroupResponse_JoinGroupResponseMember_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.member_id)
-    _wbytes(w, o.metadata)
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
+    _wbytes(w, (o.metadata if o.metadata is not None else b""))
 
 
 def _e_JoinGroupResponse_0(o: Any, w: bytearray) -> None:
     w += _S_hi.pack(o.error_code, o.generation_id)
-    _wstr(w, o.protocol_name)
-    _wstr(w, o.leader)
-    _wstr(w, o.member_id)
+    _wstr(w, (o.protocol_name if o.protocol_name is not None else ""))
+    _wstr(w, (o.leader if o.leader is not None else ""))
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -443,12 +499,12 @@ def _d_JoinGroupResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_JoinGroupResponse_2(o: Any, w: bytearray) -> None:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    _wstr(w, o.protocol_name)
-    _wstr(w, o.leader)
-    _wstr(w, o.member_id)
+    _wstr(w, (o.protocol_name if o.protocol_name is not None else ""))
+    _wstr(w, (o.leader if o.leader is not None else ""))
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -483,19 +539,19 @@ def _d_JoinGroupResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_JoinGroupResponse_JoinGroupResponseMember_5(o: Any, w: bytearray) -> None:
-    _wstr(w, o.member_id)
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
     _wnstr(w, o.group_instance_id)
-    _wbytes(w, o.metadata)
+    _wbytes(w, (o.metadata if o.metadata is not None else b""))
 
 
 def _e_JoinGroupResponse_5(o: Any, w: bytearray) -> None:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    _wstr(w, o.protocol_name)
-    _wstr(w, o.leader)
-    _wstr(w, o.member_id)
+    _wstr(w, (o.protocol_name if o.protocol_name is not None else ""))
+    _wstr(w, (o.leader if o.leader is not None else ""))
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -538,20 +594,20 @@ def _d_JoinGroupResponse_6(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_JoinGroupResponse_JoinGroupResponseMember_6(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.member_id)
+    _wcstr(w, (o.member_id if o.member_id is not None else ""))
     _wcnstr(w, o.group_instance_id)
-    _wcbytes(w, o.metadata)
+    _wcbytes(w, (o.metadata if o.metadata is not None else b""))
     w.append(0)
 
 
 def _e_JoinGroupResponse_6(o: Any, w: bytearray) -> None:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    _wcstr(w, o.protocol_name)
-    _wcstr(w, o.leader)
-    _wcstr(w, o.member_id)
+    _wcstr(w, (o.protocol_name if o.protocol_name is not None else ""))
+    _wcstr(w, (o.leader if o.leader is not None else ""))
+    _wcstr(w, (o.member_id if o.member_id is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -585,11 +641,11 @@ def _e_JoinGroupResponse_7(o: Any, w: bytearray) -> None:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     _wcnstr(w, o.protocol_type)
     _wcnstr(w, o.protocol_name)
-    _wcstr(w, o.leader)
-    _wcstr(w, o.member_id)
+    _wcstr(w, (o.leader if o.leader is not None else ""))
+    _wcstr(w, (o.member_id if o.member_id is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -625,12 +681,12 @@ def _e_JoinGroupResponse_9(o: Any, w: bytearray) -> None:
     w += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     _wcnstr(w, o.protocol_type)
     _wcnstr(w, o.protocol_name)
-    _wcstr(w, o.leader)
+    _wcstr(w, (o.leader if o.leader is not None else ""))
     w += _S_o.pack(o.skip_assignment)
-    _wcstr(w, o.member_id)
+    _wcstr(w, (o.member_id if o.member_id is not None else ""))
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

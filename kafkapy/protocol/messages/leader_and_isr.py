@@ -233,6 +233,8 @@ def _d_LeaderAndIsrRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_0(o: Any, w: bytearray) -> None:
     if o.leader_recovery_state != 0:
         raise ValueError('LeaderAndIsrRequest_LeaderAndIsrPartitionState.leader_recovery_state is not supported in version 0')
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     w += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     a = o.isr
@@ -252,6 +254,8 @@ def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_0(o: Any, w: bytearray) ->
 
 def _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.broker_id)
+    if o.host_name is None:
+        raise ValueError('non-nullable field host_name is None')
     _wstr(w, o.host_name)
     w += _S_i.pack(o.port)
 
@@ -326,6 +330,8 @@ def _d_LeaderAndIsrRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_1(o: Any, w: bytearray) -> None:
     if o.leader_recovery_state != 0:
         raise ValueError('LeaderAndIsrRequest_LeaderAndIsrPartitionState.leader_recovery_state is not supported in version 1')
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     w += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     a = o.isr
@@ -444,6 +450,8 @@ def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_2(o: Any, w: bytearray) ->
 
 
 def _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_2(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     a = o.partition_states
     if a is None:
@@ -576,6 +584,8 @@ def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_3(o: Any, w: bytearray) ->
 
 
 def _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_3(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     a = o.partition_states
     if a is None:
@@ -734,6 +744,8 @@ def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_4(o: Any, w: bytearray) ->
 
 
 def _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_4(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     a = o.partition_states
     if a is None:
@@ -747,6 +759,8 @@ def _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_4(o: Any, w: bytearray) -> Non
 
 def _e_LeaderAndIsrRequest_LeaderAndIsrLiveLeader_4(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.broker_id)
+    if o.host_name is None:
+        raise ValueError('non-nullable field host_name is None')
     _wcstr(w, o.host_name)
     w += _S_i.pack(o.port)
     w.append(0)
@@ -856,6 +870,8 @@ def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_5(o: Any, w: bytearray) ->
 
 
 def _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_5(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     w += _S_u.pack(o.topic_id)
     a = o.partition_states
@@ -1002,6 +1018,8 @@ def _e_LeaderAndIsrRequest_LeaderAndIsrPartitionState_6(o: Any, w: bytearray) ->
 
 
 def _e_LeaderAndIsrRequest_LeaderAndIsrTopicState_6(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     w += _S_u.pack(o.topic_id)
     a = o.partition_states
@@ -1106,7 +1124,7 @@ def _d_LeaderAndIsrResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.topic_name)
+    _wstr(w, (o.topic_name if o.topic_name is not None else ""))
     w += _S_ih.pack(o.partition_index, o.error_code)
 
 
@@ -1114,7 +1132,7 @@ def _e_LeaderAndIsrResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.partition_errors
     if a is None:
-        raise ValueError('non-nullable array partition_errors is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1151,7 +1169,7 @@ def _d_LeaderAndIsrResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_LeaderAndIsrResponse_LeaderAndIsrPartitionError_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic_name)
+    _wcstr(w, (o.topic_name if o.topic_name is not None else ""))
     w += _S_ih.pack(o.partition_index, o.error_code)
     w.append(0)
 
@@ -1160,7 +1178,7 @@ def _e_LeaderAndIsrResponse_4(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.partition_errors
     if a is None:
-        raise ValueError('non-nullable array partition_errors is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1223,7 +1241,7 @@ def _e_LeaderAndIsrResponse_LeaderAndIsrTopicError_5(o: Any, w: bytearray) -> No
     w += _S_u.pack(o.topic_id)
     a = o.partition_errors
     if a is None:
-        raise ValueError('non-nullable array partition_errors is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1235,7 +1253,7 @@ def _e_LeaderAndIsrResponse_5(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

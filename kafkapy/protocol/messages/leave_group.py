@@ -107,21 +107,33 @@ def _d_LeaveGroupRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_LeaveGroupRequest_0(o: Any, w: bytearray) -> None:
     if o.members is None or o.members:
         raise ValueError('LeaveGroupRequest.members is not supported in version 0')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
 
 
 def _e_LeaveGroupRequest_1(o: Any, w: bytearray) -> None:
     if o.members is None or o.members:
         raise ValueError('LeaveGroupRequest.members is not supported in version 1')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
 
 
 def _e_LeaveGroupRequest_2(o: Any, w: bytearray) -> None:
     if o.members is None or o.members:
         raise ValueError('LeaveGroupRequest.members is not supported in version 2')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
 
 
@@ -145,6 +157,8 @@ def _d_LeaveGroupRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_LeaveGroupRequest_MemberIdentity_3(o: Any, w: bytearray) -> None:
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     _wnstr(w, o.group_instance_id)
 
@@ -152,6 +166,8 @@ def _e_LeaveGroupRequest_MemberIdentity_3(o: Any, w: bytearray) -> None:
 def _e_LeaveGroupRequest_3(o: Any, w: bytearray) -> None:
     if o.member_id != '':
         raise ValueError('LeaveGroupRequest.member_id is not supported in version 3')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.members
     if a is None:
@@ -190,6 +206,8 @@ def _d_LeaveGroupRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_LeaveGroupRequest_MemberIdentity_4(o: Any, w: bytearray) -> None:
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     w.append(0)
@@ -198,6 +216,8 @@ def _e_LeaveGroupRequest_MemberIdentity_4(o: Any, w: bytearray) -> None:
 def _e_LeaveGroupRequest_4(o: Any, w: bytearray) -> None:
     if o.member_id != '':
         raise ValueError('LeaveGroupRequest.member_id is not supported in version 4')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     a = o.members
     if a is None:
@@ -238,6 +258,8 @@ def _d_LeaveGroupRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_LeaveGroupRequest_MemberIdentity_5(o: Any, w: bytearray) -> None:
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     _wcnstr(w, o.reason)
@@ -247,6 +269,8 @@ def _e_LeaveGroupRequest_MemberIdentity_5(o: Any, w: bytearray) -> None:
 def _e_LeaveGroupRequest_5(o: Any, w: bytearray) -> None:
     if o.member_id != '':
         raise ValueError('LeaveGroupRequest.member_id is not supported in version 5')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     a = o.members
     if a is None:
@@ -301,7 +325,7 @@ def _d_LeaveGroupResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_LeaveGroupResponse_MemberResponse_3(o: Any, w: bytearray) -> None:
-    _wstr(w, o.member_id)
+    _wstr(w, (o.member_id if o.member_id is not None else ""))
     _wnstr(w, o.group_instance_id)
     w += _S_h.pack(o.error_code)
 
@@ -310,7 +334,7 @@ def _e_LeaveGroupResponse_3(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -348,7 +372,7 @@ def _d_LeaveGroupResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_LeaveGroupResponse_MemberResponse_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.member_id)
+    _wcstr(w, (o.member_id if o.member_id is not None else ""))
     _wcnstr(w, o.group_instance_id)
     w += _S_h.pack(o.error_code)
     w.append(0)
@@ -358,7 +382,7 @@ def _e_LeaveGroupResponse_4(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.members
     if a is None:
-        raise ValueError('non-nullable array members is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -216,15 +216,15 @@ def _d_ListGroupsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ListGroupsResponse_ListedGroup_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.group_id)
-    _wstr(w, o.protocol_type)
+    _wstr(w, (o.group_id if o.group_id is not None else ""))
+    _wstr(w, (o.protocol_type if o.protocol_type is not None else ""))
 
 
 def _e_ListGroupsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -249,7 +249,7 @@ def _e_ListGroupsResponse_1(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -285,8 +285,8 @@ def _d_ListGroupsResponse_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ListGroupsResponse_ListedGroup_3(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.group_id)
-    _wcstr(w, o.protocol_type)
+    _wcstr(w, (o.group_id if o.group_id is not None else ""))
+    _wcstr(w, (o.protocol_type if o.protocol_type is not None else ""))
     w.append(0)
 
 
@@ -294,7 +294,7 @@ def _e_ListGroupsResponse_3(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -332,9 +332,9 @@ def _d_ListGroupsResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ListGroupsResponse_ListedGroup_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.group_id)
-    _wcstr(w, o.protocol_type)
-    _wcstr(w, o.group_state)
+    _wcstr(w, (o.group_id if o.group_id is not None else ""))
+    _wcstr(w, (o.protocol_type if o.protocol_type is not None else ""))
+    _wcstr(w, (o.group_state if o.group_state is not None else ""))
     w.append(0)
 
 
@@ -342,7 +342,7 @@ def _e_ListGroupsResponse_4(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -381,10 +381,10 @@ def _d_ListGroupsResponse_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ListGroupsResponse_ListedGroup_5(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.group_id)
-    _wcstr(w, o.protocol_type)
-    _wcstr(w, o.group_state)
-    _wcstr(w, o.group_type)
+    _wcstr(w, (o.group_id if o.group_id is not None else ""))
+    _wcstr(w, (o.protocol_type if o.protocol_type is not None else ""))
+    _wcstr(w, (o.group_state if o.group_state is not None else ""))
+    _wcstr(w, (o.group_type if o.group_type is not None else ""))
     w.append(0)
 
 
@@ -392,7 +392,7 @@ def _e_ListGroupsResponse_5(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

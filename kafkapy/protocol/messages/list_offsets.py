@@ -176,6 +176,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_0(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -239,6 +241,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_1(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_1(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -283,6 +287,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_2(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -311,6 +317,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_3(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_3(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -372,6 +380,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_4(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_4(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -400,6 +410,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_5(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_5(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -474,6 +486,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_6(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_6(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -505,6 +519,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_7(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_7(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -536,6 +552,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_8(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_8(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -567,6 +585,8 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_9(o: Any, w: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_ListOffsetsTopic_9(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -630,17 +650,17 @@ def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_0(o: Any, w: bytearray) 
     w += _S_ih.pack(o.partition_index, o.error_code)
     a = o.old_style_offsets
     if a is None:
-        raise ValueError('non-nullable array old_style_offsets is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}q', *a)
 
 
 def _e_ListOffsetsResponse_ListOffsetsTopicResponse_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -650,7 +670,7 @@ def _e_ListOffsetsResponse_ListOffsetsTopicResponse_0(o: Any, w: bytearray) -> N
 def _e_ListOffsetsResponse_0(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -693,10 +713,10 @@ def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_1(o: Any, w: bytearray) 
 
 
 def _e_ListOffsetsResponse_ListOffsetsTopicResponse_1(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -706,7 +726,7 @@ def _e_ListOffsetsResponse_ListOffsetsTopicResponse_1(o: Any, w: bytearray) -> N
 def _e_ListOffsetsResponse_1(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -731,7 +751,7 @@ def _e_ListOffsetsResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -776,10 +796,10 @@ def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_4(o: Any, w: bytearray) 
 
 
 def _e_ListOffsetsResponse_ListOffsetsTopicResponse_4(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -790,7 +810,7 @@ def _e_ListOffsetsResponse_4(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -848,10 +868,10 @@ def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_6(o: Any, w: bytearray) 
 
 
 def _e_ListOffsetsResponse_ListOffsetsTopicResponse_6(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -863,7 +883,7 @@ def _e_ListOffsetsResponse_6(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -145,6 +145,8 @@ def _d_ListPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[A
 
 
 def _e_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -230,19 +232,19 @@ def _e_ListPartitionReassignmentsResponse_OngoingPartitionReassignment_0(o: Any,
     w += _S_i.pack(o.partition_index)
     a = o.replicas
     if a is None:
-        raise ValueError('non-nullable array replicas is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.adding_replicas
     if a is None:
-        raise ValueError('non-nullable array adding_replicas is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.removing_replicas
     if a is None:
-        raise ValueError('non-nullable array removing_replicas is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -250,10 +252,10 @@ def _e_ListPartitionReassignmentsResponse_OngoingPartitionReassignment_0(o: Any,
 
 
 def _e_ListPartitionReassignmentsResponse_OngoingTopicReassignment_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -266,7 +268,7 @@ def _e_ListPartitionReassignmentsResponse_0(o: Any, w: bytearray) -> None:
     _wcnstr(w, o.error_message)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -205,9 +205,9 @@ def _d_ListTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_ListTransactionsResponse_TransactionState_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.transactional_id)
+    _wcstr(w, (o.transactional_id if o.transactional_id is not None else ""))
     w += _S_q.pack(o.producer_id)
-    _wcstr(w, o.transaction_state)
+    _wcstr(w, (o.transaction_state if o.transaction_state is not None else ""))
     w.append(0)
 
 
@@ -215,14 +215,14 @@ def _e_ListTransactionsResponse_0(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     a = o.unknown_state_filters
     if a is None:
-        raise ValueError('non-nullable array unknown_state_filters is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
             _wcstr(w, e)
     a = o.transaction_states
     if a is None:
-        raise ValueError('non-nullable array transaction_states is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -176,6 +176,8 @@ def _d_MetadataRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_MetadataRequest_MetadataRequestTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
 
 
@@ -366,6 +368,8 @@ def _d_MetadataRequest_9(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_MetadataRequest_MetadataRequestTopic_9(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     w.append(0)
 
@@ -529,7 +533,7 @@ def _d_MetadataResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_MetadataResponse_MetadataResponseBroker_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.node_id)
-    _wstr(w, o.host)
+    _wstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
 
 
@@ -537,13 +541,13 @@ def _e_MetadataResponse_MetadataResponsePartition_0(o: Any, w: bytearray) -> Non
     w += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
     a = o.replica_nodes
     if a is None:
-        raise ValueError('non-nullable array replica_nodes is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.isr_nodes
     if a is None:
-        raise ValueError('non-nullable array isr_nodes is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -551,10 +555,10 @@ def _e_MetadataResponse_MetadataResponsePartition_0(o: Any, w: bytearray) -> Non
 
 def _e_MetadataResponse_MetadataResponseTopic_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -564,14 +568,14 @@ def _e_MetadataResponse_MetadataResponseTopic_0(o: Any, w: bytearray) -> None:
 def _e_MetadataResponse_0(o: Any, w: bytearray) -> None:
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
             _e_MetadataResponse_MetadataResponseBroker_0(e, w)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -629,18 +633,18 @@ def _d_MetadataResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_MetadataResponse_MetadataResponseBroker_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.node_id)
-    _wstr(w, o.host)
+    _wstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
     _wnstr(w, o.rack)
 
 
 def _e_MetadataResponse_MetadataResponseTopic_1(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_o.pack(o.is_internal)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -650,7 +654,7 @@ def _e_MetadataResponse_MetadataResponseTopic_1(o: Any, w: bytearray) -> None:
 def _e_MetadataResponse_1(o: Any, w: bytearray) -> None:
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -658,7 +662,7 @@ def _e_MetadataResponse_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -691,7 +695,7 @@ def _d_MetadataResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_MetadataResponse_2(o: Any, w: bytearray) -> None:
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -700,7 +704,7 @@ def _e_MetadataResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -736,7 +740,7 @@ def _e_MetadataResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -745,7 +749,7 @@ def _e_MetadataResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -819,19 +823,19 @@ def _e_MetadataResponse_MetadataResponsePartition_5(o: Any, w: bytearray) -> Non
     w += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
     a = o.replica_nodes
     if a is None:
-        raise ValueError('non-nullable array replica_nodes is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.isr_nodes
     if a is None:
-        raise ValueError('non-nullable array isr_nodes is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.offline_replicas
     if a is None:
-        raise ValueError('non-nullable array offline_replicas is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -839,11 +843,11 @@ def _e_MetadataResponse_MetadataResponsePartition_5(o: Any, w: bytearray) -> Non
 
 def _e_MetadataResponse_MetadataResponseTopic_5(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_o.pack(o.is_internal)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -854,7 +858,7 @@ def _e_MetadataResponse_5(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -863,7 +867,7 @@ def _e_MetadataResponse_5(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -937,19 +941,19 @@ def _e_MetadataResponse_MetadataResponsePartition_7(o: Any, w: bytearray) -> Non
     w += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
     a = o.replica_nodes
     if a is None:
-        raise ValueError('non-nullable array replica_nodes is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.isr_nodes
     if a is None:
-        raise ValueError('non-nullable array isr_nodes is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.offline_replicas
     if a is None:
-        raise ValueError('non-nullable array offline_replicas is None')
+        a = ()
     _wal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -957,11 +961,11 @@ def _e_MetadataResponse_MetadataResponsePartition_7(o: Any, w: bytearray) -> Non
 
 def _e_MetadataResponse_MetadataResponseTopic_7(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_o.pack(o.is_internal)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -972,7 +976,7 @@ def _e_MetadataResponse_7(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -981,7 +985,7 @@ def _e_MetadataResponse_7(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1036,11 +1040,11 @@ def _d_MetadataResponse_8(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_MetadataResponse_MetadataResponseTopic_8(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     w += _S_o.pack(o.is_internal)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1052,7 +1056,7 @@ def _e_MetadataResponse_8(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1061,7 +1065,7 @@ def _e_MetadataResponse_8(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -1164,7 +1168,7 @@ def _d_MetadataResponse_9(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_MetadataResponse_MetadataResponseBroker_9(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.node_id)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
     _wcnstr(w, o.rack)
     w.append(0)
@@ -1174,19 +1178,19 @@ def _e_MetadataResponse_MetadataResponsePartition_9(o: Any, w: bytearray) -> Non
     w += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
     a = o.replica_nodes
     if a is None:
-        raise ValueError('non-nullable array replica_nodes is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.isr_nodes
     if a is None:
-        raise ValueError('non-nullable array isr_nodes is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
     a = o.offline_replicas
     if a is None:
-        raise ValueError('non-nullable array offline_replicas is None')
+        a = ()
     _wcal(w, a)
     if a:
         w += _pack(f'>{len(a)}i', *a)
@@ -1195,11 +1199,11 @@ def _e_MetadataResponse_MetadataResponsePartition_9(o: Any, w: bytearray) -> Non
 
 def _e_MetadataResponse_MetadataResponseTopic_9(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_o.pack(o.is_internal)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1212,7 +1216,7 @@ def _e_MetadataResponse_9(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1221,7 +1225,7 @@ def _e_MetadataResponse_9(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1286,11 +1290,11 @@ def _d_MetadataResponse_10(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_MetadataResponse_MetadataResponseTopic_10(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     w += _S_uo.pack(o.topic_id, o.is_internal)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1303,7 +1307,7 @@ def _e_MetadataResponse_10(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1312,7 +1316,7 @@ def _e_MetadataResponse_10(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1354,7 +1358,7 @@ def _e_MetadataResponse_11(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1363,7 +1367,7 @@ def _e_MetadataResponse_11(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1429,7 +1433,7 @@ def _e_MetadataResponse_MetadataResponseTopic_12(o: Any, w: bytearray) -> None:
     w += _S_uo.pack(o.topic_id, o.is_internal)
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1442,7 +1446,7 @@ def _e_MetadataResponse_12(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.brokers
     if a is None:
-        raise ValueError('non-nullable array brokers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -1451,7 +1455,7 @@ def _e_MetadataResponse_12(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.controller_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -177,6 +177,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_0(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -190,6 +192,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_0(o: Any, w: bytearray) -> N
 def _e_OffsetCommitRequest_0(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('OffsetCommitRequest.group_instance_id is not supported in version 0')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     if a is None:
@@ -242,6 +246,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_1(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_1(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -255,8 +261,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_1(o: Any, w: bytearray) -> N
 def _e_OffsetCommitRequest_1(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('OffsetCommitRequest.group_instance_id is not supported in version 1')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     a = o.topics
     if a is None:
@@ -293,6 +303,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_2(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -306,8 +318,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_2(o: Any, w: bytearray) -> N
 def _e_OffsetCommitRequest_2(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('OffsetCommitRequest.group_instance_id is not supported in version 2')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     w += _S_q.pack(o.retention_time_ms)
     a = o.topics
@@ -327,6 +343,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_3(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_3(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -340,8 +358,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_3(o: Any, w: bytearray) -> N
 def _e_OffsetCommitRequest_3(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('OffsetCommitRequest.group_instance_id is not supported in version 3')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     w += _S_q.pack(o.retention_time_ms)
     a = o.topics
@@ -361,6 +383,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_4(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_4(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -374,8 +398,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_4(o: Any, w: bytearray) -> N
 def _e_OffsetCommitRequest_4(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('OffsetCommitRequest.group_instance_id is not supported in version 4')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     w += _S_q.pack(o.retention_time_ms)
     a = o.topics
@@ -411,6 +439,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_5(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_5(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -424,8 +454,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_5(o: Any, w: bytearray) -> N
 def _e_OffsetCommitRequest_5(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('OffsetCommitRequest.group_instance_id is not supported in version 5')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     a = o.topics
     if a is None:
@@ -480,6 +514,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_6(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_6(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -493,8 +529,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_6(o: Any, w: bytearray) -> N
 def _e_OffsetCommitRequest_6(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('OffsetCommitRequest.group_instance_id is not supported in version 6')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     a = o.topics
     if a is None:
@@ -530,6 +570,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_7(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_7(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -541,8 +583,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_7(o: Any, w: bytearray) -> N
 
 
 def _e_OffsetCommitRequest_7(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     _wnstr(w, o.group_instance_id)
     a = o.topics
@@ -612,6 +658,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_8(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_8(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -624,8 +672,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_8(o: Any, w: bytearray) -> N
 
 
 def _e_OffsetCommitRequest_8(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     a = o.topics
@@ -647,6 +699,8 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_9(o: Any, w: bytearray) 
 
 
 def _e_OffsetCommitRequest_OffsetCommitRequestTopic_9(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -659,8 +713,12 @@ def _e_OffsetCommitRequest_OffsetCommitRequestTopic_9(o: Any, w: bytearray) -> N
 
 
 def _e_OffsetCommitRequest_9(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_i.pack(o.generation_id_or_member_epoch)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     a = o.topics
@@ -709,10 +767,10 @@ def _e_OffsetCommitResponse_OffsetCommitResponsePartition_0(o: Any, w: bytearray
 
 
 def _e_OffsetCommitResponse_OffsetCommitResponseTopic_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -722,7 +780,7 @@ def _e_OffsetCommitResponse_OffsetCommitResponseTopic_0(o: Any, w: bytearray) ->
 def _e_OffsetCommitResponse_0(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -747,7 +805,7 @@ def _e_OffsetCommitResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -805,10 +863,10 @@ def _e_OffsetCommitResponse_OffsetCommitResponsePartition_8(o: Any, w: bytearray
 
 
 def _e_OffsetCommitResponse_OffsetCommitResponseTopic_8(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -820,7 +878,7 @@ def _e_OffsetCommitResponse_8(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

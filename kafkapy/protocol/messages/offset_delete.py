@@ -156,6 +156,8 @@ def _e_OffsetDeleteRequest_OffsetDeleteRequestPartition_0(o: Any, w: bytearray) 
 
 
 def _e_OffsetDeleteRequest_OffsetDeleteRequestTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -167,6 +169,8 @@ def _e_OffsetDeleteRequest_OffsetDeleteRequestTopic_0(o: Any, w: bytearray) -> N
 
 
 def _e_OffsetDeleteRequest_0(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     if a is None:
@@ -215,10 +219,10 @@ def _e_OffsetDeleteResponse_OffsetDeleteResponsePartition_0(o: Any, w: bytearray
 
 
 def _e_OffsetDeleteResponse_OffsetDeleteResponseTopic_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -229,7 +233,7 @@ def _e_OffsetDeleteResponse_0(o: Any, w: bytearray) -> None:
     w += _S_hi.pack(o.error_code, o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:

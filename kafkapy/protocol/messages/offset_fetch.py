@@ -225,6 +225,8 @@ def _d_OffsetFetchRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_OffsetFetchRequest_OffsetFetchRequestTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -239,6 +241,8 @@ def _e_OffsetFetchRequest_0(o: Any, w: bytearray) -> None:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 0')
     if o.require_stable != False:
         raise ValueError('OffsetFetchRequest.require_stable is not supported in version 0')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     if a is None:
@@ -254,6 +258,8 @@ def _e_OffsetFetchRequest_1(o: Any, w: bytearray) -> None:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 1')
     if o.require_stable != False:
         raise ValueError('OffsetFetchRequest.require_stable is not supported in version 1')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     if a is None:
@@ -282,6 +288,8 @@ def _e_OffsetFetchRequest_2(o: Any, w: bytearray) -> None:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 2')
     if o.require_stable != False:
         raise ValueError('OffsetFetchRequest.require_stable is not supported in version 2')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     _wal(w, a)
@@ -295,6 +303,8 @@ def _e_OffsetFetchRequest_3(o: Any, w: bytearray) -> None:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 3')
     if o.require_stable != False:
         raise ValueError('OffsetFetchRequest.require_stable is not supported in version 3')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     _wal(w, a)
@@ -308,6 +318,8 @@ def _e_OffsetFetchRequest_4(o: Any, w: bytearray) -> None:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 4')
     if o.require_stable != False:
         raise ValueError('OffsetFetchRequest.require_stable is not supported in version 4')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     _wal(w, a)
@@ -321,6 +333,8 @@ def _e_OffsetFetchRequest_5(o: Any, w: bytearray) -> None:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 5')
     if o.require_stable != False:
         raise ValueError('OffsetFetchRequest.require_stable is not supported in version 5')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     a = o.topics
     _wal(w, a)
@@ -361,6 +375,8 @@ def _d_OffsetFetchRequest_6(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_OffsetFetchRequest_OffsetFetchRequestTopic_6(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -376,6 +392,8 @@ def _e_OffsetFetchRequest_6(o: Any, w: bytearray) -> None:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 6')
     if o.require_stable != False:
         raise ValueError('OffsetFetchRequest.require_stable is not supported in version 6')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     a = o.topics
     _wcal(w, a)
@@ -407,6 +425,8 @@ def _d_OffsetFetchRequest_7(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_OffsetFetchRequest_7(o: Any, w: bytearray) -> None:
     if o.groups is None or o.groups:
         raise ValueError('OffsetFetchRequest.groups is not supported in version 7')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     a = o.topics
     _wcal(w, a)
@@ -467,6 +487,8 @@ def _d_OffsetFetchRequest_8(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_OffsetFetchRequest_OffsetFetchRequestTopics_8(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -478,6 +500,8 @@ def _e_OffsetFetchRequest_OffsetFetchRequestTopics_8(o: Any, w: bytearray) -> No
 
 
 def _e_OffsetFetchRequest_OffsetFetchRequestGroup_8(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     a = o.topics
     _wcal(w, a)
@@ -542,6 +566,8 @@ def _d_OffsetFetchRequest_9(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_OffsetFetchRequest_OffsetFetchRequestGroup_9(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     _wcnstr(w, o.member_id)
     w += _S_i.pack(o.member_epoch)
@@ -610,10 +636,10 @@ def _e_OffsetFetchResponse_OffsetFetchResponsePartition_0(o: Any, w: bytearray) 
 
 
 def _e_OffsetFetchResponse_OffsetFetchResponseTopic_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -623,7 +649,7 @@ def _e_OffsetFetchResponse_OffsetFetchResponseTopic_0(o: Any, w: bytearray) -> N
 def _e_OffsetFetchResponse_0(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -647,7 +673,7 @@ def _d_OffsetFetchResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_OffsetFetchResponse_2(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -675,7 +701,7 @@ def _e_OffsetFetchResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -728,10 +754,10 @@ def _e_OffsetFetchResponse_OffsetFetchResponsePartition_5(o: Any, w: bytearray) 
 
 
 def _e_OffsetFetchResponse_OffsetFetchResponseTopic_5(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -742,7 +768,7 @@ def _e_OffsetFetchResponse_5(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -808,10 +834,10 @@ def _e_OffsetFetchResponse_OffsetFetchResponsePartition_6(o: Any, w: bytearray) 
 
 
 def _e_OffsetFetchResponse_OffsetFetchResponseTopic_6(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -823,7 +849,7 @@ def _e_OffsetFetchResponse_6(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -907,10 +933,10 @@ def _e_OffsetFetchResponse_OffsetFetchResponsePartitions_8(o: Any, w: bytearray)
 
 
 def _e_OffsetFetchResponse_OffsetFetchResponseTopics_8(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -919,10 +945,10 @@ def _e_OffsetFetchResponse_OffsetFetchResponseTopics_8(o: Any, w: bytearray) -> 
 
 
 def _e_OffsetFetchResponse_OffsetFetchResponseGroup_8(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.group_id)
+    _wcstr(w, (o.group_id if o.group_id is not None else ""))
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -935,7 +961,7 @@ def _e_OffsetFetchResponse_8(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.groups
     if a is None:
-        raise ValueError('non-nullable array groups is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -163,6 +163,8 @@ def _e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_0(o: Any, w: bytearr
 
 
 def _e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_0(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -219,6 +221,8 @@ def _e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_2(o: Any, w: bytearr
 
 
 def _e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_2(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -315,6 +319,8 @@ def _e_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_4(o: Any, w: bytearr
 
 
 def _e_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_4(o: Any, w: bytearray) -> None:
+    if o.topic is None:
+        raise ValueError('non-nullable field topic is None')
     _wcstr(w, o.topic)
     a = o.partitions
     if a is None:
@@ -374,10 +380,10 @@ def _e_OffsetForLeaderEpochResponse_EpochEndOffset_0(o: Any, w: bytearray) -> No
 
 
 def _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.topic)
+    _wstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -387,7 +393,7 @@ def _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_0(o: Any, w: byte
 def _e_OffsetForLeaderEpochResponse_0(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -430,10 +436,10 @@ def _e_OffsetForLeaderEpochResponse_EpochEndOffset_1(o: Any, w: bytearray) -> No
 
 
 def _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1(o: Any, w: bytearray) -> None:
-    _wstr(w, o.topic)
+    _wstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -443,7 +449,7 @@ def _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_1(o: Any, w: byte
 def _e_OffsetForLeaderEpochResponse_1(o: Any, w: bytearray) -> None:
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -468,7 +474,7 @@ def _e_OffsetForLeaderEpochResponse_2(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -526,10 +532,10 @@ def _e_OffsetForLeaderEpochResponse_EpochEndOffset_4(o: Any, w: bytearray) -> No
 
 
 def _e_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_4(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic)
+    _wcstr(w, (o.topic if o.topic is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -541,7 +547,7 @@ def _e_OffsetForLeaderEpochResponse_4(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

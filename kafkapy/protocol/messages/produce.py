@@ -226,6 +226,8 @@ def _e_ProduceRequest_PartitionProduceData_0(o: Any, out: list, w: bytearray) ->
 
 
 def _e_ProduceRequest_TopicProduceData_0(o: Any, out: list, w: bytearray) -> bytearray:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partition_data
     if a is None:
@@ -362,6 +364,8 @@ def _e_ProduceRequest_PartitionProduceData_9(o: Any, out: list, w: bytearray) ->
 
 
 def _e_ProduceRequest_TopicProduceData_9(o: Any, out: list, w: bytearray) -> bytearray:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partition_data
     if a is None:
@@ -424,10 +428,10 @@ def _e_ProduceResponse_PartitionProduceResponse_0(o: Any, w: bytearray) -> None:
 
 
 def _e_ProduceResponse_TopicProduceResponse_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partition_responses
     if a is None:
-        raise ValueError('non-nullable array partition_responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -437,7 +441,7 @@ def _e_ProduceResponse_TopicProduceResponse_0(o: Any, w: bytearray) -> None:
 def _e_ProduceResponse_0(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -461,7 +465,7 @@ def _d_ProduceResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_ProduceResponse_1(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -507,10 +511,10 @@ def _e_ProduceResponse_PartitionProduceResponse_2(o: Any, w: bytearray) -> None:
 
 
 def _e_ProduceResponse_TopicProduceResponse_2(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partition_responses
     if a is None:
-        raise ValueError('non-nullable array partition_responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -520,7 +524,7 @@ def _e_ProduceResponse_TopicProduceResponse_2(o: Any, w: bytearray) -> None:
 def _e_ProduceResponse_2(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -566,10 +570,10 @@ def _e_ProduceResponse_PartitionProduceResponse_5(o: Any, w: bytearray) -> None:
 
 
 def _e_ProduceResponse_TopicProduceResponse_5(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partition_responses
     if a is None:
-        raise ValueError('non-nullable array partition_responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -579,7 +583,7 @@ def _e_ProduceResponse_TopicProduceResponse_5(o: Any, w: bytearray) -> None:
 def _e_ProduceResponse_5(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -645,7 +649,7 @@ def _e_ProduceResponse_PartitionProduceResponse_8(o: Any, w: bytearray) -> None:
     w += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     a = o.record_errors
     if a is None:
-        raise ValueError('non-nullable array record_errors is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -654,10 +658,10 @@ def _e_ProduceResponse_PartitionProduceResponse_8(o: Any, w: bytearray) -> None:
 
 
 def _e_ProduceResponse_TopicProduceResponse_8(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partition_responses
     if a is None:
-        raise ValueError('non-nullable array partition_responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -667,7 +671,7 @@ def _e_ProduceResponse_TopicProduceResponse_8(o: Any, w: bytearray) -> None:
 def _e_ProduceResponse_8(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -750,7 +754,7 @@ def _e_ProduceResponse_PartitionProduceResponse_9(o: Any, w: bytearray) -> None:
     w += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     a = o.record_errors
     if a is None:
-        raise ValueError('non-nullable array record_errors is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -760,10 +764,10 @@ def _e_ProduceResponse_PartitionProduceResponse_9(o: Any, w: bytearray) -> None:
 
 
 def _e_ProduceResponse_TopicProduceResponse_9(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partition_responses
     if a is None:
-        raise ValueError('non-nullable array partition_responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -774,7 +778,7 @@ def _e_ProduceResponse_TopicProduceResponse_9(o: Any, w: bytearray) -> None:
 def _e_ProduceResponse_9(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -897,7 +901,7 @@ def _e_ProduceResponse_PartitionProduceResponse_10(o: Any, w: bytearray) -> None
     w += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     a = o.record_errors
     if a is None:
-        raise ValueError('non-nullable array record_errors is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -906,7 +910,10 @@ def _e_ProduceResponse_PartitionProduceResponse_10(o: Any, w: bytearray) -> None
     tags = []
     if not (o.current_leader.leader_id == -1 and o.current_leader.leader_epoch == -1):
         outer, w = w, bytearray()
-        _e_ProduceResponse_LeaderIdAndEpoch_10(o.current_leader, w)
+        if o.current_leader is None:
+            _e_ProduceResponse_LeaderIdAndEpoch_10(ProduceResponse_LeaderIdAndEpoch(), w)
+        else:
+            _e_ProduceResponse_LeaderIdAndEpoch_10(o.current_leader, w)
         tags.append((0, w))
         w = outer
     if tags:
@@ -916,10 +923,10 @@ def _e_ProduceResponse_PartitionProduceResponse_10(o: Any, w: bytearray) -> None
 
 
 def _e_ProduceResponse_TopicProduceResponse_10(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partition_responses
     if a is None:
-        raise ValueError('non-nullable array partition_responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -929,7 +936,7 @@ def _e_ProduceResponse_TopicProduceResponse_10(o: Any, w: bytearray) -> None:
 
 def _e_ProduceResponse_NodeEndpoint_10(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.node_id)
-    _wcstr(w, o.host)
+    _wcstr(w, (o.host if o.host is not None else ""))
     w += _S_i.pack(o.port)
     _wcnstr(w, o.rack)
     w.append(0)
@@ -938,7 +945,7 @@ def _e_ProduceResponse_NodeEndpoint_10(o: Any, w: bytearray) -> None:
 def _e_ProduceResponse_10(o: Any, w: bytearray) -> None:
     a = o.responses
     if a is None:
-        raise ValueError('non-nullable array responses is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -949,7 +956,7 @@ def _e_ProduceResponse_10(o: Any, w: bytearray) -> None:
         outer, w = w, bytearray()
         a = o.node_endpoints
         if a is None:
-            raise ValueError('non-nullable array node_endpoints is None')
+            a = ()
         _wcal(w, a)
         if a:
             for e in a:

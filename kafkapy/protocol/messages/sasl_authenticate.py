@@ -73,6 +73,8 @@ def _d_SaslAuthenticateRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_SaslAuthenticateRequest_0(o: Any, w: bytearray) -> None:
+    if o.auth_bytes is None:
+        raise ValueError('non-nullable field auth_bytes is None')
     _wbytes(w, o.auth_bytes)
 
 
@@ -89,6 +91,8 @@ def _d_SaslAuthenticateRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_SaslAuthenticateRequest_2(o: Any, w: bytearray) -> None:
+    if o.auth_bytes is None:
+        raise ValueError('non-nullable field auth_bytes is None')
     _wcbytes(w, o.auth_bytes)
     w.append(0)
 
@@ -107,7 +111,7 @@ def _d_SaslAuthenticateResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_SaslAuthenticateResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
-    _wbytes(w, o.auth_bytes)
+    _wbytes(w, (o.auth_bytes if o.auth_bytes is not None else b""))
 
 
 def _d_SaslAuthenticateResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
@@ -126,7 +130,7 @@ def _d_SaslAuthenticateResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_SaslAuthenticateResponse_1(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     _wnstr(w, o.error_message)
-    _wbytes(w, o.auth_bytes)
+    _wbytes(w, (o.auth_bytes if o.auth_bytes is not None else b""))
     w += _S_q.pack(o.session_lifetime_ms)
 
 
@@ -150,7 +154,7 @@ def _d_SaslAuthenticateResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_SaslAuthenticateResponse_2(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
-    _wcbytes(w, o.auth_bytes)
+    _wcbytes(w, (o.auth_bytes if o.auth_bytes is not None else b""))
     w += _S_q.pack(o.session_lifetime_ms)
     w.append(0)
 

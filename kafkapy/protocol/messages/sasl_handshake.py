@@ -65,6 +65,8 @@ def _d_SaslHandshakeRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_SaslHandshakeRequest_0(o: Any, w: bytearray) -> None:
+    if o.mechanism is None:
+        raise ValueError('non-nullable field mechanism is None')
     _wstr(w, o.mechanism)
 
 
@@ -86,7 +88,7 @@ def _e_SaslHandshakeResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.mechanisms
     if a is None:
-        raise ValueError('non-nullable array mechanisms is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:

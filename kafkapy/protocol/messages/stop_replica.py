@@ -173,6 +173,8 @@ def _d_StopReplicaRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_StopReplicaRequest_StopReplicaPartitionV0_0(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     w += _S_i.pack(o.partition_index)
 
@@ -219,6 +221,8 @@ def _d_StopReplicaRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_StopReplicaRequest_StopReplicaTopicV1_1(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -278,6 +282,8 @@ def _d_StopReplicaRequest_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_StopReplicaRequest_StopReplicaTopicV1_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -357,6 +363,8 @@ def _e_StopReplicaRequest_StopReplicaPartitionState_3(o: Any, w: bytearray) -> N
 
 
 def _e_StopReplicaRequest_StopReplicaTopicState_3(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     a = o.partition_states
     if a is None:
@@ -446,7 +454,7 @@ def _d_StopReplicaResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_StopReplicaResponse_StopReplicaPartitionError_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.topic_name)
+    _wstr(w, (o.topic_name if o.topic_name is not None else ""))
     w += _S_ih.pack(o.partition_index, o.error_code)
 
 
@@ -454,7 +462,7 @@ def _e_StopReplicaResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.partition_errors
     if a is None:
-        raise ValueError('non-nullable array partition_errors is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -491,7 +499,7 @@ def _d_StopReplicaResponse_2(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_StopReplicaResponse_StopReplicaPartitionError_2(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.topic_name)
+    _wcstr(w, (o.topic_name if o.topic_name is not None else ""))
     w += _S_ih.pack(o.partition_index, o.error_code)
     w.append(0)
 
@@ -500,7 +508,7 @@ def _e_StopReplicaResponse_2(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
     a = o.partition_errors
     if a is None:
-        raise ValueError('non-nullable array partition_errors is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

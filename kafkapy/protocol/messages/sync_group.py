@@ -120,15 +120,23 @@ def _d_SyncGroupRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_SyncGroupRequest_SyncGroupRequestAssignment_0(o: Any, w: bytearray) -> None:
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
+    if o.assignment is None:
+        raise ValueError('non-nullable field assignment is None')
     _wbytes(w, o.assignment)
 
 
 def _e_SyncGroupRequest_0(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('SyncGroupRequest.group_instance_id is not supported in version 0')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     a = o.assignments
     if a is None:
@@ -142,8 +150,12 @@ def _e_SyncGroupRequest_0(o: Any, w: bytearray) -> None:
 def _e_SyncGroupRequest_1(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('SyncGroupRequest.group_instance_id is not supported in version 1')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     a = o.assignments
     if a is None:
@@ -157,8 +169,12 @@ def _e_SyncGroupRequest_1(o: Any, w: bytearray) -> None:
 def _e_SyncGroupRequest_2(o: Any, w: bytearray) -> None:
     if o.group_instance_id is not None:
         raise ValueError('SyncGroupRequest.group_instance_id is not supported in version 2')
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     a = o.assignments
     if a is None:
@@ -187,8 +203,12 @@ def _d_SyncGroupRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_SyncGroupRequest_3(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wstr(w, o.member_id)
     _wnstr(w, o.group_instance_id)
     a = o.assignments
@@ -235,14 +255,22 @@ def _d_SyncGroupRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_SyncGroupRequest_SyncGroupRequestAssignment_4(o: Any, w: bytearray) -> None:
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
+    if o.assignment is None:
+        raise ValueError('non-nullable field assignment is None')
     _wcbytes(w, o.assignment)
     w.append(0)
 
 
 def _e_SyncGroupRequest_4(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     a = o.assignments
@@ -279,8 +307,12 @@ def _d_SyncGroupRequest_5(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_SyncGroupRequest_5(o: Any, w: bytearray) -> None:
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_i.pack(o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     _wcnstr(w, o.protocol_type)
@@ -307,7 +339,7 @@ def _d_SyncGroupResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_SyncGroupResponse_0(o: Any, w: bytearray) -> None:
     w += _S_h.pack(o.error_code)
-    _wbytes(w, o.assignment)
+    _wbytes(w, (o.assignment if o.assignment is not None else b""))
 
 
 def _d_SyncGroupResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
@@ -322,7 +354,7 @@ def _d_SyncGroupResponse_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_SyncGroupResponse_1(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    _wbytes(w, o.assignment)
+    _wbytes(w, (o.assignment if o.assignment is not None else b""))
 
 
 def _d_SyncGroupResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
@@ -341,7 +373,7 @@ def _d_SyncGroupResponse_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_SyncGroupResponse_4(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    _wcbytes(w, o.assignment)
+    _wcbytes(w, (o.assignment if o.assignment is not None else b""))
     w.append(0)
 
 
@@ -365,7 +397,7 @@ def _e_SyncGroupResponse_5(o: Any, w: bytearray) -> None:
     w += _S_ih.pack(o.throttle_time_ms, o.error_code)
     _wcnstr(w, o.protocol_type)
     _wcnstr(w, o.protocol_name)
-    _wcbytes(w, o.assignment)
+    _wcbytes(w, (o.assignment if o.assignment is not None else b""))
     w.append(0)
 
 

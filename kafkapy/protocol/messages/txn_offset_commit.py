@@ -180,6 +180,8 @@ def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_0(o: Any, w: bytea
 
 
 def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -197,7 +199,11 @@ def _e_TxnOffsetCommitRequest_0(o: Any, w: bytearray) -> None:
         raise ValueError('TxnOffsetCommitRequest.member_id is not supported in version 0')
     if o.group_instance_id is not None:
         raise ValueError('TxnOffsetCommitRequest.group_instance_id is not supported in version 0')
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wstr(w, o.transactional_id)
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_qh.pack(o.producer_id, o.producer_epoch)
     a = o.topics
@@ -216,7 +222,11 @@ def _e_TxnOffsetCommitRequest_1(o: Any, w: bytearray) -> None:
         raise ValueError('TxnOffsetCommitRequest.member_id is not supported in version 1')
     if o.group_instance_id is not None:
         raise ValueError('TxnOffsetCommitRequest.group_instance_id is not supported in version 1')
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wstr(w, o.transactional_id)
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_qh.pack(o.producer_id, o.producer_epoch)
     a = o.topics
@@ -270,6 +280,8 @@ def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_2(o: Any, w: bytea
 
 
 def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_2(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -287,7 +299,11 @@ def _e_TxnOffsetCommitRequest_2(o: Any, w: bytearray) -> None:
         raise ValueError('TxnOffsetCommitRequest.member_id is not supported in version 2')
     if o.group_instance_id is not None:
         raise ValueError('TxnOffsetCommitRequest.group_instance_id is not supported in version 2')
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wstr(w, o.transactional_id)
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wstr(w, o.group_id)
     w += _S_qh.pack(o.producer_id, o.producer_epoch)
     a = o.topics
@@ -356,6 +372,8 @@ def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_3(o: Any, w: bytea
 
 
 def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partitions
     if a is None:
@@ -368,9 +386,15 @@ def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_3(o: Any, w: bytearray
 
 
 def _e_TxnOffsetCommitRequest_3(o: Any, w: bytearray) -> None:
+    if o.transactional_id is None:
+        raise ValueError('non-nullable field transactional_id is None')
     _wcstr(w, o.transactional_id)
+    if o.group_id is None:
+        raise ValueError('non-nullable field group_id is None')
     _wcstr(w, o.group_id)
     w += _S_qhi.pack(o.producer_id, o.producer_epoch, o.generation_id)
+    if o.member_id is None:
+        raise ValueError('non-nullable field member_id is None')
     _wcstr(w, o.member_id)
     _wcnstr(w, o.group_instance_id)
     a = o.topics
@@ -421,10 +445,10 @@ def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_0(o: Any, w: byt
 
 
 def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -435,7 +459,7 @@ def _e_TxnOffsetCommitResponse_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -493,10 +517,10 @@ def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_3(o: Any, w: byt
 
 
 def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_3(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -508,7 +532,7 @@ def _e_TxnOffsetCommitResponse_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.throttle_time_ms)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

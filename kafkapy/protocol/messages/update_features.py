@@ -138,6 +138,8 @@ def _d_UpdateFeaturesRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_UpdateFeaturesRequest_FeatureUpdateKey_0(o: Any, w: bytearray) -> None:
     if o.upgrade_type != 1:
         raise ValueError('UpdateFeaturesRequest_FeatureUpdateKey.upgrade_type is not supported in version 0')
+    if o.feature is None:
+        raise ValueError('non-nullable field feature is None')
     _wcstr(w, o.feature)
     w += _S_ho.pack(o.max_version_level, o.allow_downgrade)
     w.append(0)
@@ -191,6 +193,8 @@ def _d_UpdateFeaturesRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 def _e_UpdateFeaturesRequest_FeatureUpdateKey_1(o: Any, w: bytearray) -> None:
     if o.allow_downgrade != False:
         raise ValueError('UpdateFeaturesRequest_FeatureUpdateKey.allow_downgrade is not supported in version 1')
+    if o.feature is None:
+        raise ValueError('non-nullable field feature is None')
     _wcstr(w, o.feature)
     w += _S_hb.pack(o.max_version_level, o.upgrade_type)
     w.append(0)
@@ -241,7 +245,7 @@ def _d_UpdateFeaturesResponse_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_UpdateFeaturesResponse_UpdatableFeatureResult_0(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.feature)
+    _wcstr(w, (o.feature if o.feature is not None else ""))
     w += _S_h.pack(o.error_code)
     _wcnstr(w, o.error_message)
     w.append(0)
@@ -252,7 +256,7 @@ def _e_UpdateFeaturesResponse_0(o: Any, w: bytearray) -> None:
     _wcnstr(w, o.error_message)
     a = o.results
     if a is None:
-        raise ValueError('non-nullable array results is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:

@@ -211,6 +211,8 @@ def _d_UpdateMetadataRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_UpdateMetadataRequest_UpdateMetadataPartitionState_0(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     w += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     a = o.isr
@@ -230,6 +232,8 @@ def _e_UpdateMetadataRequest_UpdateMetadataPartitionState_0(o: Any, w: bytearray
 
 def _e_UpdateMetadataRequest_UpdateMetadataBroker_0(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.id)
+    if o.v0_host is None:
+        raise ValueError('non-nullable field v0_host is None')
     _wstr(w, o.v0_host)
     w += _S_i.pack(o.v0_port)
 
@@ -305,6 +309,8 @@ def _d_UpdateMetadataRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_UpdateMetadataRequest_UpdateMetadataEndpoint_1(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.port)
+    if o.host is None:
+        raise ValueError('non-nullable field host is None')
     _wstr(w, o.host)
     w += _S_h.pack(o.security_protocol)
 
@@ -466,7 +472,11 @@ def _d_UpdateMetadataRequest_3(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 def _e_UpdateMetadataRequest_UpdateMetadataEndpoint_3(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.port)
+    if o.host is None:
+        raise ValueError('non-nullable field host is None')
     _wstr(w, o.host)
+    if o.listener is None:
+        raise ValueError('non-nullable field listener is None')
     _wstr(w, o.listener)
     w += _S_h.pack(o.security_protocol)
 
@@ -554,6 +564,8 @@ def _d_UpdateMetadataRequest_4(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_UpdateMetadataRequest_UpdateMetadataPartitionState_4(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     w += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     a = o.isr
@@ -683,6 +695,8 @@ def _e_UpdateMetadataRequest_UpdateMetadataPartitionState_5(o: Any, w: bytearray
 
 
 def _e_UpdateMetadataRequest_UpdateMetadataTopicState_5(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wstr(w, o.topic_name)
     a = o.partition_states
     if a is None:
@@ -845,6 +859,8 @@ def _e_UpdateMetadataRequest_UpdateMetadataPartitionState_6(o: Any, w: bytearray
 
 
 def _e_UpdateMetadataRequest_UpdateMetadataTopicState_6(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     a = o.partition_states
     if a is None:
@@ -858,7 +874,11 @@ def _e_UpdateMetadataRequest_UpdateMetadataTopicState_6(o: Any, w: bytearray) ->
 
 def _e_UpdateMetadataRequest_UpdateMetadataEndpoint_6(o: Any, w: bytearray) -> None:
     w += _S_i.pack(o.port)
+    if o.host is None:
+        raise ValueError('non-nullable field host is None')
     _wcstr(w, o.host)
+    if o.listener is None:
+        raise ValueError('non-nullable field listener is None')
     _wcstr(w, o.listener)
     w += _S_h.pack(o.security_protocol)
     w.append(0)
@@ -948,6 +968,8 @@ def _d_UpdateMetadataRequest_7(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_UpdateMetadataRequest_UpdateMetadataTopicState_7(o: Any, w: bytearray) -> None:
+    if o.topic_name is None:
+        raise ValueError('non-nullable field topic_name is None')
     _wcstr(w, o.topic_name)
     w += _S_u.pack(o.topic_id)
     a = o.partition_states

@@ -175,6 +175,8 @@ def _d_WriteTxnMarkersRequest_0(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_WriteTxnMarkersRequest_WritableTxnMarkerTopic_0(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -257,6 +259,8 @@ def _d_WriteTxnMarkersRequest_1(buf: memoryview, pos: int) -> tuple[Any, int]:
 
 
 def _e_WriteTxnMarkersRequest_WritableTxnMarkerTopic_1(o: Any, w: bytearray) -> None:
+    if o.name is None:
+        raise ValueError('non-nullable field name is None')
     _wcstr(w, o.name)
     a = o.partition_indexes
     if a is None:
@@ -341,10 +345,10 @@ def _e_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_0(o: Any, w: byt
 
 
 def _e_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_0(o: Any, w: bytearray) -> None:
-    _wstr(w, o.name)
+    _wstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -355,7 +359,7 @@ def _e_WriteTxnMarkersResponse_WritableTxnMarkerResult_0(o: Any, w: bytearray) -
     w += _S_q.pack(o.producer_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -365,7 +369,7 @@ def _e_WriteTxnMarkersResponse_WritableTxnMarkerResult_0(o: Any, w: bytearray) -
 def _e_WriteTxnMarkersResponse_0(o: Any, w: bytearray) -> None:
     a = o.markers
     if a is None:
-        raise ValueError('non-nullable array markers is None')
+        a = ()
     _wal(w, a)
     if a:
         for e in a:
@@ -439,10 +443,10 @@ def _e_WriteTxnMarkersResponse_WritableTxnMarkerPartitionResult_1(o: Any, w: byt
 
 
 def _e_WriteTxnMarkersResponse_WritableTxnMarkerTopicResult_1(o: Any, w: bytearray) -> None:
-    _wcstr(w, o.name)
+    _wcstr(w, (o.name if o.name is not None else ""))
     a = o.partitions
     if a is None:
-        raise ValueError('non-nullable array partitions is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -454,7 +458,7 @@ def _e_WriteTxnMarkersResponse_WritableTxnMarkerResult_1(o: Any, w: bytearray) -
     w += _S_q.pack(o.producer_id)
     a = o.topics
     if a is None:
-        raise ValueError('non-nullable array topics is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
@@ -465,7 +469,7 @@ def _e_WriteTxnMarkersResponse_WritableTxnMarkerResult_1(o: Any, w: bytearray) -
 def _e_WriteTxnMarkersResponse_1(o: Any, w: bytearray) -> None:
     a = o.markers
     if a is None:
-        raise ValueError('non-nullable array markers is None')
+        a = ()
     _wcal(w, a)
     if a:
         for e in a:
