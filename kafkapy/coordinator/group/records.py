@@ -303,14 +303,12 @@ def apply_record(out: LoadedPartition, key: bytes | memoryview | None,
 def iter_key_values(batches: bytes) -> Iterator[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record in a run of whole v2 batches, skipping control
     batches (transaction markers)."""
-    from kafkapy.native import scan_batches
-    from kafkapy.protocol.records import iter_records
+    from kafkapy.protocol.records import iter_batches
 
-    for info in scan_batches(batches, allow_gaps=True).batches:
-        if info.is_control:
-            continue
-        for rec in iter_records(batches[info.position:info.position + info.size]):
-            yield rec.key, rec.value
+    for batch in iter_batches(batches):
+        if not batch.info.is_control:
+            for rec in batch.records:
+                yield rec.key, rec.value
 
 
 def build_batch(pairs: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
