@@ -80,7 +80,7 @@ def check_known(props: Mapping[str, Any]) -> None:
         raise ConfigError(_unknown_key_message(name, raw))
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, eq=False)
 class KafkaConfig:
     """Validated broker configuration. `get(name)` returns any key's typed value (None when
     unset without default); common values have typed attributes, and `cfg.num_partitions`
