@@ -31,6 +31,7 @@ _SHRINK_ABOVE = 1024 * 1024  # an emptied buffer bigger than this is swapped for
 _COALESCE = 64 * 1024  # chunks smaller than this are joined into one send
 _PREAD_CHUNK = 256 * 1024
 _SENDFILE_FALLBACK = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+_PEER_ERRNOS = {errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT, errno.EHOSTUNREACH}
 _ACCEPT_TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _conn_index = itertools.count()
 
@@ -47,7 +48,8 @@ class ConnectionInfo:
 
 
 class _PeerGone(Exception):
-    """EOF, reset or idle timeout: the connection ends without a traceback."""
+    """EOF, socket error or idle timeout: the connection ends without a traceback (errors
+    raised by the handler or while reading a segment file keep theirs)."""
 
 
 @attrs.define(slots=True, eq=False)
@@ -134,8 +136,11 @@ class SocketServer:
         self._connections.add(sock)
         info = None
         try:
-            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-            local = sock.getsockname()
+            try:
+                sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+                local = sock.getsockname()
+            except OSError as e:
+                raise _PeerGone(f"socket setup failed: {e}") from e
             info = ConnectionInfo(
                 peer_host=peer[0],
                 peer_port=peer[1],
@@ -149,8 +154,6 @@ class SocketServer:
         except CloseConnection as e:
             log.info("closing connection %s at the handler's request: %s",
                      info.connection_id if info else peer, e)
-        except OSError as e:
-            log.debug("connection %s I/O error: %s", info.connection_id if info else peer, e)
         except Exception:
             log.exception("unexpected error on connection from %s:%s; closing it", peer[0], peer[1])
         finally:
@@ -159,7 +162,10 @@ class SocketServer:
 
     async def _recv_into(self, sock: trio.socket.SocketType, view: memoryview) -> int:
         with trio.move_on_after(self.idle_timeout_ms / 1000):
-            n = await sock.recv_into(view)
+            try:
+                n = await sock.recv_into(view)
+            except OSError as e:
+                raise _PeerGone(f"receive failed: {e}") from e
             if n == 0:
                 raise _PeerGone("end of stream")
             return n
@@ -245,7 +251,10 @@ class SocketServer:
         view = memoryview(data).cast("B")
         while view:
             with trio.move_on_after(self.idle_timeout_ms / 1000):
-                sent = await sock.send(view)
+                try:
+                    sent = await sock.send(view)
+                except OSError as e:
+                    raise _PeerGone(f"send failed: {e}") from e
                 view = view[sent:]
                 continue
             raise _PeerGone(f"peer not reading for more than {self.idle_timeout_ms} ms")
@@ -273,7 +282,9 @@ class SocketServer:
             except OSError as e:
                 if e.errno in _SENDFILE_FALLBACK:
                     break
-                raise
+                if isinstance(e, ConnectionError) or e.errno in _PEER_ERRNOS:
+                    raise _PeerGone(f"sendfile failed: {e}") from e
+                raise  # e.g. EIO reading the segment: logged with its traceback
             if sent == 0:
                 raise CloseConnection(f"file ended {end - position} bytes short of the response")
             position += sent

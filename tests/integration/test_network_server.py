@@ -299,3 +299,35 @@ async def test_aclose_closes_connections_and_stops_accepting() -> None:
         await s.aclose()
         with pytest.raises(OSError):
             await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_handler_oserror_is_logged_with_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    async def handler(f: memoryview, conn: ConnectionInfo) -> list[Any]:
+        raise OSError(errno.EIO, "disk on fire")
+
+    async with running_server(handler) as server, await connect(server) as s:
+        await s.send_all(frame(b"x"))
+        await assert_closed_by_peer(s)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+
+
+async def test_peer_reset_mid_response_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    import socket as stdsocket
+
+    big = b"R" * (8 * 1024 * 1024)
+
+    async def handler(f: memoryview, conn: ConnectionInfo) -> list[Any]:
+        return [big]
+
+    async with running_server(handler) as server:
+        s = await connect(server)
+        await s.send_all(frame(b"x"))
+        await read_exactly(s, 1000)
+        s.socket.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, struct.pack("ii", 1, 0))
+        await s.aclose()  # RST while the server is still writing
+        await wait_until(lambda: server.connection_count == 0)
+        async with await connect(server) as s2:
+            await s2.send_all(frame(b"y"))
+            assert len(await read_frame(s2)) == len(big)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
