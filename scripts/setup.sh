@@ -67,8 +67,11 @@ system_packages() {
   command -v npm >/dev/null || want+=(npm)
   local missing=() p
   for p in "${want[@]}"; do have_pkg "$p" || missing+=("$p"); done
-  if [[ $WITH_CLIENTS == 1 ]] && ! find_node_gypi >/dev/null; then
-    missing+=(libnode-dev)
+  if [[ $WITH_CLIENTS == 1 ]]; then
+    # node-rdkafka's bundled librdkafka links these when its configure finds them: without
+    # libzstd-dev it silently builds without zstd (and then cannot produce/consume zstd).
+    for p in zlib1g-dev libssl-dev libzstd-dev liblz4-dev; do have_pkg "$p" || missing+=("$p"); done
+    find_node_gypi >/dev/null || missing+=(libnode-dev)
   fi
   if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
@@ -149,6 +152,8 @@ node_clients() {
     (cd "$NODE_DIR" && CXXFLAGS="-std=c++17" npm_config_nodedir="$nodedir" \
       nice -n 10 npm "${cmd[@]}" --no-audit --no-fund --loglevel=warn) \
       || die "npm ${cmd[*]} failed in $NODE_DIR"
+    # Key the cache on the lock file npm just wrote too (the next run hashes it).
+    stamp="$(node_stamp)"; tarball="$CACHE_DIR/node-$stamp.tgz"
     echo "$stamp" > "$stamp_file"
     mkdir -p "$CACHE_DIR"
     tar -czf "$tarball.tmp" -C "$NODE_DIR" node_modules && mv "$tarball.tmp" "$tarball"
@@ -157,6 +162,8 @@ node_clients() {
   (cd "$NODE_DIR" && node -e '
     require("kafkajs"); require("kafkajs-snappy"); require("kafkajs-lz4"); require("@kafkajs/zstd");
     const rd = require("node-rdkafka"); require("kafka-node");
+    const missing = ["gzip", "snappy", "lz4", "zstd"].filter((c) => !rd.features.includes(c));
+    if (missing.length) { console.error("[setup] node-rdkafka lacks codecs: " + missing); process.exit(1); }
     console.log("[setup] node clients load; librdkafka " + rd.librdkafkaVersion + ", features " + rd.features.join(","));
   ') || die "node clients installed but do not load"
 }
