@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kafkapy.log.checkpoint import read_epoch_checkpoint, write_epoch_checkpoint
+from kafkapy.log.checkpoint import CheckpointError, read_epoch_checkpoint, write_epoch_checkpoint
 
 UNDEFINED = -1
 
@@ -20,7 +20,10 @@ class LeaderEpochFileCache:
     def __init__(self, path: str, log_end_offset: Callable[[], int]) -> None:
         self.path = path
         self._log_end_offset = log_end_offset
-        self._entries: list[tuple[int, int]] = read_epoch_checkpoint(path)
+        try:
+            self._entries: list[tuple[int, int]] = read_epoch_checkpoint(path)
+        except CheckpointError:
+            self._entries = []  # rebuilt from the batch headers by recovery
 
     @property
     def entries(self) -> list[tuple[int, int]]:

@@ -124,13 +124,15 @@ class OffsetIndex(_Index):
     def last_offset(self) -> int:
         return self.entry(self.entries - 1)[0] if self.entries else self.base_offset
 
-    def append(self, offset: int, position: int) -> None:
-        """Add (offset, position); ignored unless the offset is past the last entry."""
-        if self.entries and offset <= self.last_offset:
-            return
-        if self.is_full():
-            raise OverflowError(f"offset index {self.path} is full")
+    def append(self, offset: int, position: int) -> bool:
+        """Add (offset, position) if past the last entry and there is room.
+
+        A full index only makes lookups scan further; the log rolls before the next
+        append (should_roll), so skipping here never leaves data unindexed for long."""
+        if (self.entries and offset <= self.last_offset) or self.is_full():
+            return False
         self._write_entry(_OFF.pack(offset - self.base_offset, position))
+        return True
 
     def lookup(self, target_offset: int) -> tuple[int, int]:
         """Greatest entry with offset <= target, else (base_offset, 0)."""
@@ -180,8 +182,10 @@ class TimeIndex(_Index):
         return self.entry(self.entries - 1) if self.entries else (-1, self.base_offset)
 
     def maybe_append(self, timestamp: int, offset: int, skip_full_check: bool = False) -> None:
+        """Add (timestamp, offset) when the timestamp grows; the last slot is kept for
+        the final entry written at roll (skip_full_check)."""
         if not skip_full_check and self.is_full():
-            raise OverflowError(f"time index {self.path} is full")
+            return
         if self.entries:
             last_ts, last_off = self.last_entry()
             if timestamp <= last_ts or offset < last_off:

@@ -251,10 +251,14 @@ class UnifiedLog:
     def _write(self, data, entries: list[tuple[int, int, int, int]], first_offset: int,
                last_offset: int, max_ts: int, now: int) -> None:
         seg = self.active_segment
-        if seg.should_roll(len(data), max_ts, last_offset, now, self.config.segment_bytes,
-                           self.config.segment_ms) or not seg.can_hold_offset(first_offset):
-            seg = self.roll(now, first_offset)
-        seg.append(data, entries)
+        try:
+            if seg.should_roll(len(data), max_ts, last_offset, now, self.config.segment_bytes,
+                               self.config.segment_ms) or not seg.can_hold_offset(first_offset):
+                seg = self.roll(now, first_offset)
+            seg.append(data, entries)
+        except OSError as exc:
+            # Nothing was acknowledged: the segment size only moves after a whole write.
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"{self.tp}: {exc}") from exc
 
     def _after_append(self, next_offset: int, count: int, now: int) -> None:
         self._log_end_offset = next_offset
@@ -393,7 +397,7 @@ class UnifiedLog:
         self.leader_epoch_cache.clear_and_flush()
         self.producer_state.clear()
         self.producer_state.map_end_offset = offset
-        self.producer_state.delete_snapshots_outside(offset, offset - 1)
+        self.producer_state.delete_all_snapshots()
         self.log_start_offset = offset
         self.recovery_point = offset
         self.high_watermark = offset

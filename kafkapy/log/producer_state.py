@@ -218,6 +218,10 @@ class ProducerStateManager:
         except FileNotFoundError:
             pass
 
+    def delete_all_snapshots(self) -> None:
+        for o in self.snapshot_offsets():
+            self.delete_snapshot(o)
+
     def delete_snapshots_outside(self, low: int, high: int) -> None:
         """Remove snapshots above `high` (truncated away) and below `low` (retained
         away, keeping the newest one at or below `low`)."""

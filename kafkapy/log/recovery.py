@@ -100,9 +100,22 @@ def load_log(log: "UnifiedLog", had_clean_shutdown: bool, now: int) -> None:
     log.log_start_offset = max(log.log_start_offset, log.segments[0].base_offset)
     # Clean shutdown flushed everything; otherwise the recovered tail was fsynced above.
     log.recovery_point = leo
-    log.leader_epoch_cache.truncate_from_end(leo)
-    log.leader_epoch_cache.truncate_from_start(log.log_start_offset)
+    cache = log.leader_epoch_cache
+    if not cache.entries and leo > log.log_start_offset:
+        rebuild_epoch_cache(log)  # checkpoint lost or unreadable
+    cache.truncate_from_end(leo)
+    cache.truncate_from_start(log.log_start_offset)
     rebuild_producer_state(log)
+
+
+def rebuild_epoch_cache(log: "UnifiedLog") -> None:
+    """Recreate (epoch, start offset) pairs by walking every batch header."""
+    cache = log.leader_epoch_cache
+    for seg in log.segments:
+        for h in iter_headers(seg.fd, 0, seg.size):
+            if h.partition_leader_epoch > cache.latest_epoch:
+                cache.assign(h.partition_leader_epoch, h.base_offset, flush=False)
+    cache.flush()
 
 
 def rebuild_producer_state(log: "UnifiedLog") -> None:

@@ -34,7 +34,7 @@ class LogSegment:
     __slots__ = ("dir", "base_offset", "file", "offset_index", "time_index", "size",
                  "bytes_since_last_index_entry", "index_interval_bytes", "max_timestamp_so_far",
                  "offset_of_max_timestamp_so_far", "created_ms", "rolling_based_timestamp",
-                 "roll_jitter_ms", "_deleted")
+                 "roll_jitter_ms")
 
     def __init__(self, dir_path: str, base_offset: int, index_interval_bytes: int,
                  max_index_size: int, now_ms: int, roll_jitter_ms: int = 0,
@@ -57,7 +57,6 @@ class LogSegment:
         self.created_ms = now_ms
         self.rolling_based_timestamp: int | None = None
         self.roll_jitter_ms = roll_jitter_ms
-        self._deleted = False
 
     # ---- paths -------------------------------------------------------------------
     @property
@@ -269,7 +268,7 @@ class LogSegment:
         if self.max_timestamp_so_far >= 0:
             return self.max_timestamp_so_far
         try:
-            return int(os.stat(self.log_path if not self._deleted else self.file.name).st_mtime * 1000)
+            return int(os.stat(self.log_path).st_mtime * 1000)
         except OSError:
             return -1
 
@@ -296,7 +295,6 @@ class LogSegment:
             os.replace(base + ".log", base + ".log.deleted")
         except FileNotFoundError:
             pass
-        self._deleted = True
 
     def delete_files(self) -> None:
         """Close and unlink (after rename_to_deleted or directly)."""

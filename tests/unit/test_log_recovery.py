@@ -152,3 +152,32 @@ def test_leftover_transient_files_removed(tmp_path):
     left = os.listdir(d)
     assert not any(n.endswith((".deleted", ".cleaned", ".tmp")) for n in left)
     assert "00000000000000009999.index" not in left
+
+
+def test_epoch_checkpoint_corrupt_after_clean_shutdown_is_rebuilt(tmp_path):
+    log = open_log(tmp_path)
+    fill(log, 5, epoch=2)
+    fill(log, 5, epoch=7)
+    want = log.leader_epoch_cache.entries
+    log.close()
+    with open(os.path.join(log.dir, "leader-epoch-checkpoint"), "w") as f:
+        f.write("0\n5\ngarbage\n")
+    log = open_log(tmp_path, had_clean_shutdown=True)
+    assert log.leader_epoch_cache.entries == want
+
+
+def test_truncate_fully_forgets_producers_across_restart(tmp_path):
+    log = open_log(tmp_path)
+    log.append_as_leader(memoryview(make_batch([b"a"] * 3, producer_id=5, producer_epoch=0,
+                                               base_sequence=0)), 0, 1)
+    log.roll()
+    log.append_as_leader(memoryview(make_batch([b"a"], producer_id=5, producer_epoch=0,
+                                               base_sequence=3)), 0, 1)
+    log.truncate_fully_and_start_at(50)
+    log.close()
+    log = open_log(tmp_path, had_clean_shutdown=True)
+    assert log.producer_state.producers == {}
+    # an unknown producer again: any sequence is accepted
+    info = log.append_as_leader(memoryview(make_batch([b"b"], producer_id=5, producer_epoch=0,
+                                                      base_sequence=9)), 0, 1)
+    assert info.first_offset == 50 and not info.duplicate
