@@ -331,3 +331,37 @@ async def test_peer_reset_mid_response_is_not_an_error(caplog: pytest.LogCapture
             await s2.send_all(frame(b"y"))
             assert len(await read_frame(s2)) == len(big)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_small_chunks_are_coalesced_into_one_send(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kafkapy.network.server import SocketServer
+
+    sends: list[int] = []
+    real_send_all = SocketServer._send_all
+
+    async def counting_send_all(self: SocketServer, sock: Any, data: Any) -> None:
+        sends.append(len(data))
+        await real_send_all(self, sock, data)
+
+    monkeypatch.setattr(SocketServer, "_send_all", counting_send_all)
+    path = tmp_path / "seg"
+    path.write_bytes(b"F" * 1000)
+    with open(path, "rb") as f:
+        responses = {
+            b"small": [b"ab"] * 100,
+            b"big": [b"h", b"X" * 200_000, b"t"],
+            b"file": [b"h", FileChunk(f, 0, 1000), b"t"],
+        }
+
+        async def handler(req: memoryview, conn: ConnectionInfo) -> list[Any]:
+            return responses[bytes(req)]
+
+        async with running_server(handler) as server, await connect(server) as s:
+            for name, expect_sends in [(b"small", [204]), (b"big", [5, 200_000, 1]), (b"file", [5, 1])]:
+                sends.clear()
+                await s.send_all(frame(name))
+                got = await read_frame(s)
+                assert got == b"".join(c if isinstance(c, bytes) else b"F" * 1000 for c in responses[name])
+                assert sends == expect_sends, name
