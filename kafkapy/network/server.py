@@ -96,30 +96,34 @@ class SocketServer:
         await self._stopped.wait()
 
     async def _bind(self) -> trio.socket.SocketType:
-        host = self.host or None
-        if host is None:
-            try:
-                sock = trio.socket.socket(_stdsocket.AF_INET6, _stdsocket.SOCK_STREAM)
-                sock.setsockopt(_stdsocket.IPPROTO_IPV6, _stdsocket.IPV6_V6ONLY, 0)
-                addr: Any = ("::", self.port)
-            except OSError:
-                sock = trio.socket.socket(_stdsocket.AF_INET, _stdsocket.SOCK_STREAM)
-                addr = ("0.0.0.0", self.port)
-        else:
+        """Bind one address like Kafka; an empty host is the dual-stack wildcard (or IPv4)."""
+        if self.host:
             infos = await trio.socket.getaddrinfo(
-                host, self.port, type=_stdsocket.SOCK_STREAM, flags=_stdsocket.AI_PASSIVE
+                self.host, self.port, type=_stdsocket.SOCK_STREAM, flags=_stdsocket.AI_PASSIVE
             )
-            family, type_, proto, _, addr = infos[0]
-            sock = trio.socket.socket(family, type_, proto)
-        try:
-            sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
-            await sock.bind(addr)
-            sock.listen(self.backlog)
-        except BaseException:
-            sock.close()
-            raise
-        self.bound_port = sock.getsockname()[1]
-        return sock
+            candidates = [(infos[0][0], infos[0][4])]
+        else:
+            candidates = [(_stdsocket.AF_INET6, ("::", self.port)),
+                          (_stdsocket.AF_INET, ("0.0.0.0", self.port))]
+        for i, (family, addr) in enumerate(candidates):
+            sock = trio.socket.socket(family, _stdsocket.SOCK_STREAM)
+            try:
+                if family == _stdsocket.AF_INET6 and not self.host:
+                    sock.setsockopt(_stdsocket.IPPROTO_IPV6, _stdsocket.IPV6_V6ONLY, 0)
+                sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+                await sock.bind(addr)
+                sock.listen(self.backlog)
+            except OSError:
+                sock.close()
+                if i == len(candidates) - 1:
+                    raise
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self.bound_port = sock.getsockname()[1]
+            return sock
+        raise AssertionError("unreachable")
 
     async def _accept_loop(self, listener: trio.socket.SocketType, nursery: trio.Nursery) -> None:
         while True:
