@@ -176,8 +176,13 @@ class UnifiedLog:
             if b.size > cfg.max_message_bytes:
                 raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE,
                                  f"batch of {b.size} bytes exceeds max.message.bytes={cfg.max_message_bytes}")
-            if b.is_control and from_client:
-                raise KafkaError(ErrorCode.INVALID_RECORD, "clients may not write control batches")
+            if from_client:
+                if b.is_control:
+                    raise KafkaError(ErrorCode.INVALID_RECORD, "clients may not write control batches")
+                if b.record_count <= 0:
+                    raise KafkaError(ErrorCode.INVALID_RECORD, f"batch reports {b.record_count} records")
+                if b.producer_id >= 0 and b.base_sequence < 0:
+                    raise KafkaError(ErrorCode.INVALID_RECORD, "idempotent batch without a sequence")
             last = nxt + b.last_offset_delta
             ts = now_ms if log_append_time else b.max_timestamp
             if ts > max_ts:

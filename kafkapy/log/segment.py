@@ -110,7 +110,7 @@ class LogSegment:
         return now_ms - self.created_ms
 
     # ---- read --------------------------------------------------------------------
-    def translate_offset(self, offset: int, start_position: int = 0):
+    def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
         """Header of the first batch whose last offset is >= `offset`, or None."""
         _, pos = self.offset_index.lookup(offset)
         for h in iter_headers(self.fd, max(pos, start_position), self.size):
@@ -278,6 +278,10 @@ class LogSegment:
         self.time_index.flush()
 
     def close(self) -> None:
+        """Record the final max timestamp (so a reopened segment knows it), trim, close."""
+        if self.max_timestamp_so_far >= 0 and not self.file.closed:
+            self.time_index.maybe_append(self.max_timestamp_so_far,
+                                         self.offset_of_max_timestamp_so_far, skip_full_check=True)
         self.offset_index.close()
         self.time_index.close()
         if not self.file.closed:

@@ -90,6 +90,9 @@ def test_validation_errors(tmp_path):
         log.append_as_leader(memoryview(make_batch([b"c"], control=True, producer_id=1,
                                                    producer_epoch=0)), 0, 1)
     assert e.value.code == ErrorCode.INVALID_RECORD
+    with pytest.raises(KafkaError) as e:
+        log.append_as_leader(memoryview(make_batch([b"c"], producer_id=1, producer_epoch=0)), 0, 1)
+    assert e.value.code == ErrorCode.INVALID_RECORD  # producer id without a sequence
     assert log.log_end_offset == 0 and log.active_segment.size == 0
     # the request buffer is read-only bytes: append must not need to mutate it
     info = log.append_as_leader(memoryview(bytes(good)), 0, 1)
@@ -219,3 +222,13 @@ def test_partition_metadata_topic_id(tmp_path):
     assert again.topic_id == tid
     with pytest.raises(KafkaError):
         UnifiedLog(str(tmp_path / "t-0"), TopicPartition("t", 0), small_config(), topic_id=b"\1" * 16)
+
+
+def test_max_timestamp_known_after_clean_restart(tmp_path):
+    log = open_log(tmp_path, small_config(segment_bytes=1 << 20, index_interval_bytes=1 << 20))
+    for i in range(5):
+        append(log, ts=[100 + i])
+    log.close()
+    log = open_log(tmp_path, small_config(segment_bytes=1 << 20), had_clean_shutdown=True)
+    assert (log.active_segment.max_timestamp_so_far, log.active_segment.offset_of_max_timestamp_so_far) == (104, 4)
+    assert log.fetch_offset_by_timestamp(MAX_TIMESTAMP).offset == 4
