@@ -12,6 +12,15 @@ share a function), dispatched through a tuple indexed by version. Runs of fixed-
 are one precompiled ``struct.Struct``. Nested structs call their children's functions for the
 same version directly, with no dispatch.
 
+Choices worth knowing (see also kafkapy/protocol/_codec.py):
+* Encoding a field that does not exist in the requested version: requests raise ValueError
+  when the value is not the default and the field is not "ignorable" (as Kafka does);
+  responses silently drop such fields, and write None in non-nullable fields as the empty
+  value, because broker handlers fill one response object for every version.
+* "mapKey" only matters to Java's generated maps; arrays are plain lists here.
+* "bytes" fields decode to bytes (copied); "records" and "zeroCopy" bytes fields decode to
+  memoryview slices of the request buffer. Uuids are 16-byte bytes.
+
 Usage: generate_protocol.py [--schemas DIR] [--out DIR] [--check]
 """
 from __future__ import annotations
@@ -439,8 +448,24 @@ class ModuleGen:
             fn = {(0, 0): "_rstr", (0, 1): "_rnstr", (1, 0): "_rcstr", (1, 1): "_rcnstr"}
             L.append(f"{ind}{var}, pos = {fn[int(flex), int(nullable)]}(buf, pos)")
             return L
-        if t in ("bytes", "records"):
+        if t == "records" and flex:
+            # inlined: one Produce request carries a records field per partition
+            L.append(f"{ind}n = buf[pos]")
+            L.append(f"{ind}if n < 0x80:")
+            L.append(f"{ind}    pos += 1")
+            L.append(f"{ind}else:")
+            L.append(f"{ind}    n, pos = _ruv(buf, pos)")
+            L.append(f"{ind}if n:")
+            L.append(f"{ind}    end = pos + n - 1")
+            L.append(f"{ind}    if end > len(buf):")
+            L.append(f"{ind}        raise DecodeError(f'records of {{n - 1}} bytes overrun the buffer')")
+            L.append(f"{ind}    {var} = buf[pos:end]")
+            L.append(f"{ind}    pos = end")
+            L.append(f"{ind}else:")
+            L.append(f"{ind}    {var} = None")
+        elif t in ("bytes", "records"):
             L.append(f"{ind}{var}, pos = {'_rcbytes' if flex else '_rbytes'}(buf, pos)")
+        if t in ("bytes", "records"):
             if not nullable:
                 L.append(f"{ind}if {var} is None:")
                 L.append(f"{ind}    raise DecodeError('non-nullable field {f.py} is null')")

@@ -51,7 +51,12 @@ class Message:
 
     @classmethod
     def decode(cls, buf: memoryview, pos: int, version: int) -> tuple[Any, int]:
-        """Decode one instance at `pos`; returns it and the position after it."""
+        """Decode one instance at `pos`; returns it and the position after it.
+
+        Bytes after the end are not an error here: Kafka's request parser reads the fields
+        it knows and does not check for leftovers, so a caller that wants to be stricter
+        compares the returned position with the frame length itself.
+        """
         t = cls._D
         f = t[version] if 0 <= version < len(t) else None
         if f is None:

@@ -1922,7 +1922,19 @@ def _d_FetchResponse_PartitionData_12(buf: memoryview, pos: int) -> tuple[Any, i
             f_aborted_transactions.append(e)
     f_preferred_read_replica, = _S_i.unpack_from(buf, pos)
     pos += 4
-    f_records, pos = _rcbytes(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _ruv(buf, pos)
+    if n:
+        end = pos + n - 1
+        if end > len(buf):
+            raise DecodeError(f'records of {n - 1} bytes overrun the buffer')
+        f_records = buf[pos:end]
+        pos = end
+    else:
+        f_records = None
     f_diverging_epoch = FetchResponse_EpochEndOffset()
     f_current_leader = FetchResponse_LeaderIdAndEpoch()
     f_snapshot_id = FetchResponse_SnapshotId()

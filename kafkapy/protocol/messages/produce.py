@@ -312,7 +312,19 @@ def _e_ProduceRequest_3(o: Any, out: list, w: bytearray) -> bytearray:
 def _d_ProduceRequest_PartitionProduceData_9(buf: memoryview, pos: int) -> tuple[Any, int]:
     f_index, = _S_i.unpack_from(buf, pos)
     pos += 4
-    f_records, pos = _rcbytes(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _ruv(buf, pos)
+    if n:
+        end = pos + n - 1
+        if end > len(buf):
+            raise DecodeError(f'records of {n - 1} bytes overrun the buffer')
+        f_records = buf[pos:end]
+        pos = end
+    else:
+        f_records = None
     if buf[pos]:
         pos = _skiptags(buf, pos)
     else:
