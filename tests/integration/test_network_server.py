@@ -365,3 +365,4 @@ async def test_small_chunks_are_coalesced_into_one_send(
                 got = await read_frame(s)
                 assert got == b"".join(c if isinstance(c, bytes) else b"F" * 1000 for c in responses[name])
                 assert sends == expect_sends, name
+
