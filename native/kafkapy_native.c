@@ -9,7 +9,8 @@
 
 #include <string.h>
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+/* -DKP_NO_SSE42 builds the portable path only, as on non-x86 targets. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(KP_NO_SSE42)
 #define KP_X86 1
 #include <nmmintrin.h>
 #else
