@@ -191,6 +191,7 @@ class GroupRuntime:
     # ------------------------------------------------------------ partition ownership
 
     def on_elected(self, partition: int, leader_epoch: int) -> None:
+        self._refresh_partition_count()
         if self.coordinator.on_elected(partition, leader_epoch):
             self._load_send.send_nowait((partition, leader_epoch))
 
