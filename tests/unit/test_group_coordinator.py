@@ -402,3 +402,30 @@ def test_partition_for_matches_java_hashcode() -> None:
     assert partition_for("polygenelubricants", 50) == 0      # abs(MIN_VALUE) = 0
     h = java_string_hash("my-group")
     assert partition_for("my-group", 50) == abs(h) % 50
+
+
+def test_protocol_chosen_by_vote_among_common_protocols() -> None:
+    h = Harness(initial_rebalance_delay_ms=100)
+    prefs = [[("range", b"r"), ("rr", b"x"), ("sticky", b"s")],
+             [("range", b"r"), ("rr", b"x")],
+             [("rr", b"x"), ("range", b"r")]]
+    for i, protos in enumerate(prefs):
+        h.join(f"j{i}", protocols=protos, require_known=False)
+    h.tick(100)
+    h.tick(100)
+    res = [h.results[f"j{i}"] for i in range(3)]
+    assert {r.protocol_name for r in res} == {"range"}   # 2 votes to 1; sticky not common
+    leader = next(r for r in res if r.members)
+    assert sorted(meta for _, _, meta in leader.members) == [b"r", b"r", b"r"]
+    assert h.join("x", protocols=[("sticky", b"")], require_known=False).error \
+        is E.INCONSISTENT_GROUP_PROTOCOL
+
+
+def test_pending_member_holds_rebalance_until_its_session_expires() -> None:
+    h = Harness()
+    a, = form_group(h, 1)
+    pending = h.member_id("late")          # got MEMBER_ID_REQUIRED, never comes back
+    h.join("aj", a)                        # leader rejoin: would complete at once...
+    assert "aj" not in h.results           # ...but the pending member is awaited
+    h.tick(10001)
+    assert h.results["aj"].generation_id == 2 and not group(h).is_pending(pending)
