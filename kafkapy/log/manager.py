@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
-from typing import IO, Iterable, Mapping
+from typing import IO, Callable, Iterable, Mapping
 
 import trio
 
@@ -36,6 +37,8 @@ CLEAN_SHUTDOWN = ".kafka_cleanshutdown"
 LOCK_FILE = ".lock"
 META = "meta.properties"
 DELETE_SUFFIX = "-delete"
+
+logger = logging.getLogger(__name__)
 
 
 class LogDirError(Exception):
@@ -286,46 +289,42 @@ class LogManager:
             log.delete_pending(now)
         self._delete_dirs(now)
 
+    def _each_dir(self, write: Callable[[str], None]) -> Callable[[int], None]:
+        return lambda _t: [write(d) for d in self.log_dirs]
+
+    def _expire_producers(self, now: int) -> None:
+        for log in self.logs.values():
+            log.producer_state.remove_expired(now, self.producer_id_expiration_ms)
+
     async def run(self) -> None:
-        """Retention, flush.ms, checkpoints and delayed deletes until cancelled."""
-        t = now_ms()
-        due = {
-            "retention": t + self.retention_check_interval_ms,
-            "flush": t + self.flush_check_interval_ms,
-            "recovery": t + self.recovery_point_checkpoint_interval_ms,
-            "start": t + self.log_start_checkpoint_interval_ms,
-            "hw": t + self.hw_checkpoint_interval_ms,
-            "expire": t + self.producer_id_expiration_check_interval_ms,
+        """Retention, flush.ms, checkpoints and delayed deletes until cancelled.
+
+        A failing task is logged and retried at its next interval, as Kafka's
+        scheduler does, so one bad log cannot stop checkpointing for the others."""
+        tasks: dict[str, tuple[int, Callable[[int], object]]] = {
+            "retention": (self.retention_check_interval_ms, self.run_retention),
+            "flush": (self.flush_check_interval_ms, self.run_flush_checks),
+            "recovery-point-checkpoint": (self.recovery_point_checkpoint_interval_ms,
+                                          self._each_dir(self.write_recovery_point_checkpoint)),
+            "log-start-checkpoint": (self.log_start_checkpoint_interval_ms,
+                                     self._each_dir(self.write_log_start_checkpoint)),
+            "hw-checkpoint": (self.hw_checkpoint_interval_ms, self._each_dir(self.write_hw_checkpoint)),
+            "producer-expiration": (self.producer_id_expiration_check_interval_ms,
+                                    self._expire_producers),
+            "delete-files": (1000, self.delete_pending_files),
         }
+        t = now_ms()
+        due = {name: t + interval for name, (interval, _) in tasks.items()}
         while True:
             t = now_ms()
-            if t >= due["retention"]:
-                self.run_retention(t)
-                due["retention"] = t + self.retention_check_interval_ms
-            if t >= due["flush"]:
-                self.run_flush_checks(t)
-                due["flush"] = t + self.flush_check_interval_ms
-            if t >= due["recovery"]:
-                for d in self.log_dirs:
-                    self.write_recovery_point_checkpoint(d)
-                due["recovery"] = t + self.recovery_point_checkpoint_interval_ms
-            if t >= due["start"]:
-                for d in self.log_dirs:
-                    self.write_log_start_checkpoint(d)
-                due["start"] = t + self.log_start_checkpoint_interval_ms
-            if t >= due["hw"]:
-                for d in self.log_dirs:
-                    self.write_hw_checkpoint(d)
-                due["hw"] = t + self.hw_checkpoint_interval_ms
-            if t >= due["expire"]:
-                for log in self.logs.values():
-                    log.producer_state.remove_expired(t, self.producer_id_expiration_ms)
-                due["expire"] = t + self.producer_id_expiration_check_interval_ms
-            self.delete_pending_files(t)
-            wake = min(due.values())
-            if self._pending_dir_deletes or any(log.pending_deletes for log in self.logs.values()):
-                wake = min(wake, t + 1000)
-            await trio.sleep(max(0.0, (wake - now_ms()) / 1000))
+            for name, (interval, fn) in tasks.items():
+                if t >= due[name]:
+                    try:
+                        fn(t)
+                    except Exception:
+                        logger.exception("log manager task %s failed", name)
+                    due[name] = t + interval
+            await trio.sleep(max(0.0, (min(due.values()) - now_ms()) / 1000))
 
     def shutdown(self) -> None:
         """Flush and close every log, write checkpoints and `.kafka_cleanshutdown`."""

@@ -5,6 +5,7 @@ leader epoch cache to what the log really holds.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from kafkapy.log.log import UnifiedLog
 
 _SEGMENT_SUFFIXES = (".log", ".index", ".timeindex", ".txnindex")
+logger = logging.getLogger(__name__)
 
 
 def _cleanup_dir(dir_path: str) -> list[int]:
@@ -69,6 +71,9 @@ def load_log(log: "UnifiedLog", had_clean_shutdown: bool, now: int) -> None:
             seg = log.segments[i]
             truncated = seg.rebuild(on_batch=on_batch)
             if truncated:
+                logger.warning("%s: invalid bytes at %d of segment %d; truncated %d bytes and "
+                               "dropped %d later segments", log.tp, seg.size, seg.base_offset,
+                               truncated, len(log.segments) - i - 1)
                 for later in list(log.segments[i + 1:]):
                     log._remove_segment(later)
                     later.delete_files()
