@@ -21,7 +21,6 @@ NOARG: Any = type("NoArg", (), {"__repr__": lambda self: "NOARG"})()
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _UV1 = [bytes((i,)) for i in range(128)]
-ZERO_UUID = b"\0" * 16
 DECODE_FAILURES = (struct.error, IndexError, ValueError, OverflowError)
 """What a truncated or garbled buffer raises inside generated decoders (UnicodeDecodeError is
 a ValueError); converted to DecodeError at the public entry point."""
@@ -92,6 +91,9 @@ def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
     c = buf[pos + 1]
     if c < 0x80:
         return (b & 0x7F) | (c << 7), pos + 2
+    d = buf[pos + 2]
+    if d < 0x80:  # 16 KiB..2 MiB record blobs
+        return (b & 0x7F) | ((c & 0x7F) << 7) | (d << 14), pos + 3
     result = b & 0x7F
     shift = 7
     pos += 1
