@@ -1,5 +1,6 @@
 """Sans-I/O classic group coordinator: JoinGroup/SyncGroup/Heartbeat/LeaveGroup, timers,
-offsets-partition ownership. Offset APIs live in `offsets.py` (mixed in).
+offsets-partition ownership. SyncGroup/Heartbeat/LeaveGroup live in
+`membership.py`, offset APIs in `offsets.py` (both mixed in).
 
 Every entry point takes `now_ms` and returns plain data (`Outcome`, results); timers are
 absolute deadlines kept on the groups, exposed through `next_deadline()` and fired by
@@ -10,95 +11,33 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
 
-import attrs
-
+from kafkapy.coordinator.group.base import (  # noqa: F401 - re-exported names
+    NEW_MEMBER_JOIN_TIMEOUT_MS, GroupConfig, PartitionStatus, PendingWrite, java_string_hash,
+    partition_for)
 from kafkapy.coordinator.group.group import GroupMetadata, GroupState, MemberMetadata
+from kafkapy.coordinator.group.membership import MembershipMixin
 from kafkapy.coordinator.group.offsets import OffsetsMixin
-from kafkapy.coordinator.group.records import OffsetValue, encode_group_key, encode_group_value
+from kafkapy.coordinator.group.records import encode_group_key, encode_group_value
 from kafkapy.coordinator.group.results import Append, JoinResult, Outcome, SyncResult
 from kafkapy.protocol.errors import ErrorCode
 
 E = ErrorCode
 S = GroupState
 
-NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 
-
-def java_string_hash(s: str) -> int:
-    """Java's String.hashCode over UTF-16 code units, as a signed int32."""
-    h = 0
-    data = s.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for(key: str, num_partitions: int) -> int:
-    """Kafka's Utils.abs(hashCode) % n, where abs(Integer.MIN_VALUE) is 0."""
-    h = java_string_hash(key)
-    return (0 if h == -(1 << 31) else abs(h)) % num_partitions
-
-
-@attrs.define(slots=True)
-class GroupConfig:
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1800000
-    max_size: int = 2**31 - 1
-    initial_rebalance_delay_ms: int = 3000
-    offset_metadata_max_bytes: int = 4096
-    num_partitions: int = 50
-    offsets_retention_ms: int = 10080 * 60 * 1000
-
-
-@attrs.define(slots=True)
-class _PartitionStatus:
-    epoch: int
-    loading: bool
-
-
-@attrs.define(slots=True)
-class _PendingWrite:
-    kind: str                       # "sync" | "static_join" | "commit" | "plain"
-    group: GroupMetadata
-    generation: int = -1
-    member_id: str = ""
-    waiter: object | None = None
-    assignment: dict[str, bytes] = attrs.Factory(dict)
-    revert: Callable[[], None] | None = None
-    old_leader: str | None = None   # static rejoin: leader before the member id swap
-    skip_assignment: bool = False   # static rejoin: client speaks JoinGroup v9+
-    offsets: dict[tuple[str, int], OffsetValue] = attrs.Factory(dict)
-    errors: dict[tuple[str, int], ErrorCode] = attrs.Factory(dict)
-
-
-def _store_group_error(error: ErrorCode) -> ErrorCode:
-    """How a failed group-metadata append is reported to members (Kafka's mapping)."""
-    if error in (E.UNKNOWN_TOPIC_OR_PARTITION, E.NOT_ENOUGH_REPLICAS,
-                 E.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
-        return E.COORDINATOR_NOT_AVAILABLE
-    if error in (E.NOT_LEADER_OR_FOLLOWER, E.KAFKA_STORAGE_ERROR):
-        return E.NOT_COORDINATOR
-    if error is E.REQUEST_TIMED_OUT:
-        return E.REBALANCE_IN_PROGRESS
-    if error in (E.MESSAGE_TOO_LARGE, E.RECORD_LIST_TOO_LARGE, E.INVALID_FETCH_SIZE):
-        return E.UNKNOWN_SERVER_ERROR
-    return error
-
-
-class GroupCoordinator(OffsetsMixin):
+class GroupCoordinator(MembershipMixin, OffsetsMixin):
     """All groups of the `__consumer_offsets` partitions this broker leads."""
 
     def __init__(self, config: GroupConfig) -> None:
         self.config = config
         self.active = True
         self.groups: dict[str, GroupMetadata] = {}
-        self.partitions: dict[int, _PartitionStatus] = {}
+        self.partitions: dict[int, PartitionStatus] = {}
         self._epochs: dict[int, int] = {}
         self._timers: list[tuple[int, int, str]] = []
         self._seq = itertools.count()
-        self._writes: dict[int, _PendingWrite] = {}
+        self._writes: dict[int, PendingWrite] = {}
         self._write_ids = itertools.count(1)
 
     # ------------------------------------------------------------ placement/status
@@ -342,7 +281,7 @@ class GroupCoordinator(OffsetsMixin):
                 assignment = {m.member_id: m.assignment for m in group.members.values()}
                 out.appends.append(self._store_group(
                     group, assignment, now,
-                    _PendingWrite("static_join", group, group.generation_id, new_id, waiter,
+                    PendingWrite("static_join", group, group.generation_id, new_id, waiter,
                                   revert=revert, old_leader=current_leader,
                                   skip_assignment=supports_skip)))
             else:
@@ -415,7 +354,7 @@ class GroupCoordinator(OffsetsMixin):
         group.init_next_generation(now)
         if group.state is S.EMPTY:
             out.appends.append(self._store_group(group, {}, now,
-                                                 _PendingWrite("plain", group)))
+                                                 PendingWrite("plain", group)))
             return out
         for member in group.members.values():
             out.complete(group.take_join_waiter(member), self._result_for(group, member.member_id))
@@ -450,179 +389,10 @@ class GroupCoordinator(OffsetsMixin):
         return out
 
     def _store_group(self, group: GroupMetadata, assignment: dict[str, bytes], now: int,
-                     pending: _PendingWrite) -> Append:
+                     pending: PendingWrite) -> Append:
         write_id = next(self._write_ids)
         pending.assignment = assignment
         self._writes[write_id] = pending
         value = encode_group_value(group.to_value(assignment))
         return Append(write_id, self.partition_for(group.group_id),
                       [(encode_group_key(group.group_id), value)])
-
-    # ------------------------------------------------------------ SyncGroup
-
-    def sync(self, group_id: str, generation_id: int, member_id: str,
-             protocol_type: str | None, protocol_name: str | None,
-             group_instance_id: str | None, assignments: dict[str, bytes],
-             waiter: object, now: int) -> Outcome:
-        out = Outcome()
-        err = self._status_error(group_id)
-        if err is E.COORDINATOR_LOAD_IN_PROGRESS:
-            err = E.REBALANCE_IN_PROGRESS  # the rebalance state was lost: rejoin
-        group = self.groups.get(group_id) if err is None else None
-        if err is None and group is None:
-            err = E.UNKNOWN_MEMBER_ID
-        if err is None:
-            assert group is not None
-            if group.state is S.DEAD:
-                err = E.COORDINATOR_NOT_AVAILABLE
-            else:
-                err = self._validate_member(group, member_id, group_instance_id)
-            if err is None and generation_id != group.generation_id:
-                err = E.ILLEGAL_GENERATION
-            if err is None and ((protocol_type is not None
-                                 and protocol_type != group.protocol_type)
-                                or (protocol_name is not None
-                                    and protocol_name != group.protocol_name)):
-                err = E.INCONSISTENT_GROUP_PROTOCOL
-            if err is None and group.state is S.EMPTY:
-                err = E.UNKNOWN_MEMBER_ID
-            if err is None and group.state is S.PREPARING_REBALANCE:
-                err = E.REBALANCE_IN_PROGRESS
-        if err is not None:
-            out.complete(waiter, SyncResult(err))
-            return out
-        assert group is not None
-        member = group.members[member_id]
-        group.pending_sync.discard(member_id)
-        if group.state is S.STABLE:
-            out.complete(waiter, SyncResult(E.NONE, group.protocol_type, group.protocol_name,
-                                            member.assignment))
-            self._heartbeat(group, member, now)
-            return out
-        # CompletingRebalance: park until the leader's assignment is stored
-        out.complete(group.take_sync_waiter(member), SyncResult(E.REBALANCE_IN_PROGRESS))
-        member.awaiting_sync = waiter
-        if group.is_leader(member_id):
-            full = {mid: bytes(assignments.get(mid, b"")) for mid in group.members}
-            out.appends.append(self._store_group(
-                group, full, now, _PendingWrite("sync", group, generation_id, member_id)))
-        return out
-
-    # ------------------------------------------------------------ append completion
-
-    def on_append_done(self, write_id: int, error: ErrorCode, log_offset: int,
-                       now: int) -> Outcome:
-        """The edge reports the fate of an `Append` (log_offset = its first offset)."""
-        pending = self._writes.pop(write_id, None)
-        out = Outcome()
-        if pending is None:
-            return out
-        group = pending.group
-        if pending.kind == "sync":
-            if group.state is S.COMPLETING_REBALANCE and \
-                    group.generation_id == pending.generation:
-                if error is not E.NONE:
-                    out.extend(self._propagate_assignment_error(
-                        group, _store_group_error(error), now))
-                    out.extend(self._maybe_prepare_rebalance(group, now))
-                else:
-                    for m in group.members.values():
-                        m.assignment = pending.assignment.get(m.member_id, b"")
-                    for m in group.members.values():
-                        waiter = group.take_sync_waiter(m)
-                        if waiter is not None:
-                            out.complete(waiter, SyncResult(E.NONE, group.protocol_type,
-                                                            group.protocol_name, m.assignment))
-                            self._heartbeat(group, m, now)
-                    group.transition(S.STABLE, now)
-        elif pending.kind == "static_join":
-            out.extend(self._finish_static_join(pending, error, now))
-        elif pending.kind == "commit":
-            out.extend(self._finish_commit(pending, error, log_offset))
-        return out
-
-    def _finish_static_join(self, pending: _PendingWrite, error: ErrorCode, now: int) -> Outcome:
-        out = Outcome()
-        group, new_id = pending.group, pending.member_id
-        member = group.members.get(new_id)
-        if member is None or member.awaiting_join is not pending.waiter:
-            return out  # superseded (fenced again, removed, or group unloaded)
-        if error is not E.NONE:
-            assert pending.revert is not None
-            group.take_join_waiter(member)
-            pending.revert()
-            out.complete(pending.waiter, JoinResult(
-                _store_group_error(error), "", group.generation_id, group.protocol_type,
-                group.protocol_name, pending.old_leader or ""))
-            return out
-        waiter = group.take_join_waiter(member)
-        if pending.skip_assignment:
-            leader = group.is_leader(new_id)
-            out.complete(waiter, self._result_for(group, new_id, with_members=leader,
-                                                  skip=leader))
-        else:
-            # old clients: return the old leader id so the rejoined leader does not run a
-            # pointless assignment that a Stable group would never distribute
-            out.complete(waiter, self._result_for(group, new_id,
-                                                  leader_id=pending.old_leader or "",
-                                                  with_members=False))
-        return out
-
-    # ------------------------------------------------------------ Heartbeat / LeaveGroup
-
-    def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None,
-                  generation_id: int, now: int) -> ErrorCode:
-        err = self._status_error(group_id)
-        if err is E.COORDINATOR_LOAD_IN_PROGRESS:
-            return E.NONE
-        if err is not None:
-            return err
-        group = self.groups.get(group_id)
-        if group is None:
-            return E.UNKNOWN_MEMBER_ID
-        if group.state is S.DEAD:
-            return E.COORDINATOR_NOT_AVAILABLE
-        err = self._validate_member(group, member_id, group_instance_id)
-        if err is not None:
-            return err
-        if generation_id != group.generation_id:
-            return E.ILLEGAL_GENERATION
-        if group.state is S.EMPTY:
-            return E.UNKNOWN_MEMBER_ID
-        self._heartbeat(group, group.members[member_id], now)
-        return E.REBALANCE_IN_PROGRESS if group.state is S.PREPARING_REBALANCE else E.NONE
-
-    def leave(self, group_id: str, members: list[tuple[str, str | None]], now: int
-              ) -> tuple[ErrorCode, list[ErrorCode], Outcome]:
-        """LeaveGroup (v0-2 pass one member with no instance id)."""
-        out = Outcome()
-        err = self._status_error(group_id)
-        if err is not None:
-            return err, [], out
-        group = self.groups.get(group_id)
-        if group is None:
-            return E.NONE, [E.UNKNOWN_MEMBER_ID for _ in members], out
-        if group.state is S.DEAD:
-            return E.COORDINATOR_NOT_AVAILABLE, [], out
-        errors = []
-        for member_id, instance_id in members:
-            if member_id == "":
-                current = group.static_member_id(instance_id)
-                if current is None:
-                    errors.append(E.UNKNOWN_MEMBER_ID)
-                    continue
-                member_id = current
-            elif group.is_pending(member_id):
-                group.remove(member_id)
-                if group.state is S.PREPARING_REBALANCE:
-                    out.extend(self._try_complete_join(group, now))
-                errors.append(E.NONE)
-                continue
-            else:
-                e = self._validate_member(group, member_id, instance_id)
-                if e is not None:
-                    errors.append(e)
-                    continue
-            out.extend(self._remove_member_and_update(group, group.members[member_id], now))
-            errors.append(E.NONE)
-        return E.NONE, errors, out

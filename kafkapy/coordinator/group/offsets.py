@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kafkapy.coordinator.group.base import PartitionStatus, PendingWrite
 from kafkapy.coordinator.group.group import CONSUMER_PROTOCOL_TYPE, GroupMetadata, GroupState
 from kafkapy.coordinator.group.records import (
     LoadedPartition, OffsetValue, encode_group_key, encode_offset_key, encode_offset_value)
 from kafkapy.coordinator.group.results import (
-    Append, CommitResult, FetchedOffset, GroupOverview, GroupSummary, MemberSummary, Outcome)
+    Append, CommitResult, FetchedOffset, GroupOverview, GroupSummary, JoinResult, MemberSummary,
+    Outcome, SyncResult)
 from kafkapy.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kafkapy.coordinator.group.coordinator import GroupCoordinator, _PendingWrite
+    from kafkapy.coordinator.group.coordinator import GroupCoordinator
 
 E = ErrorCode
 S = GroupState
@@ -84,8 +86,6 @@ class OffsetsMixin:
 
     def _store_offsets(self: GroupCoordinator, group: GroupMetadata,
                        offsets: dict[TP, OffsetValue], waiter: object) -> Outcome:
-        from kafkapy.coordinator.group.coordinator import _PendingWrite
-
         out = Outcome()
         limit = self.config.offset_metadata_max_bytes
         too_large = {tp: E.OFFSET_METADATA_TOO_LARGE for tp, v in offsets.items()
@@ -97,14 +97,14 @@ class OffsetsMixin:
         for tp in valid:
             group.pending_offset_commits[tp] += 1
         write_id = next(self._write_ids)
-        self._writes[write_id] = _PendingWrite("commit", group, waiter=waiter, offsets=valid,
+        self._writes[write_id] = PendingWrite("commit", group, waiter=waiter, offsets=valid,
                                                errors=too_large)
         records = [(encode_offset_key(group.group_id, t, p), encode_offset_value(v))
                    for (t, p), v in valid.items()]
         out.appends.append(Append(write_id, self.partition_for(group.group_id), records))
         return out
 
-    def _finish_commit(self: GroupCoordinator, pending: _PendingWrite, error: ErrorCode,
+    def _finish_commit(self: GroupCoordinator, pending: PendingWrite, error: ErrorCode,
                        log_offset: int) -> Outcome:
         group = pending.group
         for i, (tp, value) in enumerate(pending.offsets.items()):
@@ -228,8 +228,6 @@ class OffsetsMixin:
     def _cleanup(self: GroupCoordinator, group: GroupMetadata, removed: list[TP], now: int
                  ) -> Outcome:
         """Tombstone removed offsets; an Empty group left without offsets dies."""
-        from kafkapy.coordinator.group.coordinator import _PendingWrite
-
         out = Outcome()
         records: list[tuple[bytes, bytes | None]] = [
             (encode_offset_key(group.group_id, t, p), None) for t, p in removed]
@@ -243,7 +241,7 @@ class OffsetsMixin:
                 records.append((encode_group_key(group.group_id), None))
         if records:
             write_id = next(self._write_ids)
-            self._writes[write_id] = _PendingWrite("plain", group)
+            self._writes[write_id] = PendingWrite("plain", group)
             out.appends.append(Append(write_id, self.partition_for(group.group_id), records))
         return out
 
@@ -285,8 +283,7 @@ class OffsetsMixin:
         if epoch < self._epochs.get(partition, -1):
             return False
         self._epochs[partition] = epoch
-        from kafkapy.coordinator.group.coordinator import _PartitionStatus
-        self.partitions[partition] = _PartitionStatus(epoch, loading=True)
+        self.partitions[partition] = PartitionStatus(epoch, loading=True)
         return True
 
     def complete_load(self: GroupCoordinator, partition: int, epoch: int,
@@ -313,8 +310,6 @@ class OffsetsMixin:
     def on_resigned(self: GroupCoordinator, partition: int, epoch: int | None) -> Outcome:
         """Stop coordinating `partition`: its groups die and parked callers learn
         NOT_COORDINATOR so they look the coordinator up again."""
-        from kafkapy.coordinator.group.results import JoinResult, SyncResult
-
         out = Outcome()
         if epoch is not None and epoch < self._epochs.get(partition, -1):
             return out
