@@ -4,6 +4,7 @@
 // snappy/lz4/zstd come from the plug-in packages kafkajs documents (kafkajs-snappy,
 // kafkajs-lz4, @kafkajs/zstd). Usage: node kafkajs_driver.js --bootstrap H:P --topic T
 //   --codec none|gzip|snappy|lz4|zstd --count N --base-ts MS --out F [--produced F]
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1' // the default (Java murmur2) partitioner is what we want
 const { Kafka, CompressionTypes, CompressionCodecs, Partitioners, logLevel } = require('kafkajs')
 const LZ4Codec = require('kafkajs-lz4')
 const wl = require('./workload')
