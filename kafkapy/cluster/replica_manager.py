@@ -1,0 +1,317 @@
+"""ReplicaManager: the broker's partitions, the produce path with acks, and long-poll fetch.
+
+It applies the controller's LeaderAndIsr/StopReplica decisions, appends to leader logs, parks
+acks=all produces until the high watermark covers them, and parks fetches until enough bytes
+arrive or `max_wait_ms` passes — woken by appends, never by polling.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Iterable
+
+import attrs
+import trio
+
+from kafkapy.cluster.metadata_cache import MetadataCache
+from kafkapy.cluster.partition import Partition
+from kafkapy.log import LogConfig, LogManager, TopicPartition
+from kafkapy.protocol.errors import ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
+
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+@attrs.define(slots=True)
+class PartitionResponse:
+    error: ErrorCode = ErrorCode.NONE
+    base_offset: int = -1
+    log_append_time: int = -1
+    log_start_offset: int = -1
+    error_message: str | None = None
+
+
+@attrs.define(slots=True)
+class FetchSpec:
+    """One partition of a Fetch request, in kafkapy's words."""
+
+    tp: TopicPartition
+    fetch_offset: int
+    max_bytes: int
+    current_leader_epoch: int = -1
+    last_fetched_epoch: int = -1
+    log_start_offset: int = -1
+
+
+@attrs.define(slots=True)
+class FetchResult:
+    error: ErrorCode = ErrorCode.NONE
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: Any = None
+    diverging_epoch: tuple[int, int] | None = None
+
+
+@attrs.define(slots=True)
+class FetchParams:
+    replica_id: int = -1
+    max_wait_ms: int = 0
+    min_bytes: int = 1
+    max_bytes: int = 0x7FFFFFFF
+    isolation_level: int = 0
+
+    @property
+    def is_follower(self) -> bool:
+        return self.replica_id >= 0
+
+
+LogConfigProvider = Callable[[str], Awaitable[LogConfig]]
+
+
+@attrs.define(slots=True, eq=False)
+class ReplicaManager:
+    broker_id: int
+    log_manager: LogManager
+    metadata_cache: MetadataCache
+    log_config_for: LogConfigProvider
+    partitions: dict[TopicPartition, Partition] = attrs.field(factory=dict)
+    controller_epoch: int = -1
+    # Called with (tp, is_leader, leader_epoch) after role changes (group coordinator hooks).
+    role_listeners: list[Callable[[TopicPartition, bool, int], None]] = attrs.field(factory=list)
+
+    # --- lookup ---------------------------------------------------------------------------
+
+    def get_partition(self, tp: TopicPartition) -> Partition | None:
+        return self.partitions.get(tp)
+
+    def local_log(self, tp: TopicPartition):
+        p = self.partitions.get(tp)
+        return None if p is None else p.log
+
+    def _partition_or_error(self, tp: TopicPartition) -> Partition:
+        p = self.partitions.get(tp)
+        if p is not None:
+            return p
+        if self.metadata_cache.get_partition(tp) is not None:
+            raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                             f"broker {self.broker_id} does not host {tp}")
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{tp} does not exist")
+
+    def leader_partition(self, tp: TopicPartition, current_leader_epoch: int = -1) -> Partition:
+        p = self._partition_or_error(tp)
+        p.check_leader_epoch(current_leader_epoch, require_leader=True)
+        return p
+
+    # --- produce ------------------------------------------------------------------------------
+
+    async def append_records(self, tp_records: dict[TopicPartition, memoryview], acks: int,
+                             timeout_ms: int, internal: bool = False
+                             ) -> dict[TopicPartition, PartitionResponse]:
+        """Append to local leader logs; with acks=-1 wait until the ISR has every batch."""
+        results: dict[TopicPartition, PartitionResponse] = {}
+        waiting: list[tuple[TopicPartition, Partition, int]] = []
+        for tp, records in tp_records.items():
+            resp = PartitionResponse()
+            results[tp] = resp
+            try:
+                if tp.topic in INTERNAL_TOPICS and not internal:
+                    raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                                     f"cannot append to internal topic {tp.topic}")
+                partition = self._partition_or_error(tp)
+                info = partition.append_records_to_leader(records, acks)
+            except KafkaError as e:
+                resp.error, resp.error_message = e.code, e.message or None
+                continue
+            resp.base_offset = info.first_offset
+            resp.log_append_time = info.log_append_time
+            resp.log_start_offset = info.log_start_offset
+            if acks == -1:
+                waiting.append((tp, partition, info.last_offset))
+        if waiting:
+            deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+            for tp, partition, last_offset in waiting:
+                results[tp].error = await self._await_replication(partition, last_offset,
+                                                                  deadline)
+        return results
+
+    async def _await_replication(self, partition: Partition, last_offset: int,
+                                 deadline: float) -> ErrorCode:
+        epoch = partition.leader_epoch
+        while True:
+            if not partition.is_leader or partition.leader_epoch != epoch:
+                return ErrorCode.NOT_LEADER_OR_FOLLOWER
+            if partition.high_watermark() > last_offset:
+                if len(partition.isr) < partition.effective_min_isr():
+                    return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                return ErrorCode.NONE
+            event = partition.changed()
+            with trio.move_on_at(deadline):
+                await event.wait()
+            if trio.current_time() >= deadline and partition.high_watermark() <= last_offset:
+                return ErrorCode.REQUEST_TIMED_OUT
+
+    # --- fetch ----------------------------------------------------------------------------------
+
+    def _read_one(self, params: FetchParams, spec: FetchSpec, max_bytes: int,
+                  min_one_message: bool) -> FetchResult:
+        result = FetchResult()
+        try:
+            partition = self._partition_or_error(spec.tp)
+            partition.check_leader_epoch(spec.current_leader_epoch, require_leader=True)
+            plog = partition.log
+            if params.is_follower:
+                partition.update_follower_fetch_state(params.replica_id, spec.fetch_offset)
+                diverging = self._diverging_epoch(partition, spec)
+                if diverging is not None:
+                    result.diverging_epoch = diverging
+                    result.records = b""
+                    self._fill_offsets(result, partition)
+                    return result
+                max_offset = plog.log_end_offset
+            elif params.isolation_level == 1:
+                max_offset = partition.last_stable_offset()
+            else:
+                max_offset = partition.high_watermark()
+            data = plog.read(spec.fetch_offset, max_bytes, max_offset, min_one_message)
+            result.records = data.records
+        except KafkaError as e:
+            result.error = e.code
+            result.records = b""
+            partition = self.partitions.get(spec.tp)
+        if partition is not None:
+            self._fill_offsets(result, partition)
+        return result
+
+    @staticmethod
+    def _fill_offsets(result: FetchResult, partition: Partition) -> None:
+        result.high_watermark = partition.high_watermark()
+        result.last_stable_offset = partition.last_stable_offset()
+        result.log_start_offset = partition.log.log_start_offset
+
+    @staticmethod
+    def _diverging_epoch(partition: Partition, spec: FetchSpec) -> tuple[int, int] | None:
+        """KIP-595-style divergence check: does the follower's last epoch end where ours does?"""
+        if spec.last_fetched_epoch < 0:
+            return None
+        epoch, end = partition.log.leader_epoch_cache.end_offset_for(spec.last_fetched_epoch)
+        if epoch != spec.last_fetched_epoch or end < spec.fetch_offset:
+            return (epoch, end)
+        return None
+
+    def _read_all(self, params: FetchParams, specs: list[FetchSpec]
+                  ) -> tuple[list[FetchResult], int, bool]:
+        remaining = params.max_bytes
+        results: list[FetchResult] = []
+        total = 0
+        any_error = False
+        for spec in specs:
+            limit = max(0, min(spec.max_bytes, remaining))
+            res = self._read_one(params, spec, limit, min_one_message=(total == 0))
+            size = len(res.records) if res.records is not None else 0
+            total += size
+            remaining -= size
+            any_error = any_error or res.error != ErrorCode.NONE or res.diverging_epoch is not None
+            results.append(res)
+        return results, total, any_error
+
+    async def fetch_messages(self, params: FetchParams, specs: list[FetchSpec]
+                             ) -> list[FetchResult]:
+        """Read now; if fewer than min_bytes are ready, park until an append or max_wait."""
+        results, total, any_error = self._read_all(params, specs)
+        if params.max_wait_ms <= 0 or total >= params.min_bytes or any_error or not specs:
+            return results
+        deadline = trio.current_time() + params.max_wait_ms / 1000
+        parts = [p for p in (self.partitions.get(s.tp) for s in specs) if p is not None]
+        while trio.current_time() < deadline:
+            wake = trio.Event()
+            for p in parts:
+                p.listeners.add(wake)
+            try:
+                results, total, any_error = self._read_all(params, specs)
+                if total >= params.min_bytes or any_error:
+                    return results
+                with trio.move_on_at(deadline):
+                    await wake.wait()
+            finally:
+                for p in parts:
+                    p.listeners.discard(wake)
+        results, _, _ = self._read_all(params, specs)
+        return results
+
+    # --- controller requests ------------------------------------------------------------------
+
+    def check_controller_epoch(self, controller_epoch: int) -> None:
+        if controller_epoch < self.controller_epoch:
+            raise KafkaError(ErrorCode.STALE_CONTROLLER_EPOCH,
+                             f"controller epoch {controller_epoch} < {self.controller_epoch}")
+        self.controller_epoch = controller_epoch
+
+    async def become_leader_or_follower(self, controller_epoch: int,
+                                        topic_states: Iterable[Any]
+                                        ) -> dict[TopicPartition, ErrorCode]:
+        """Apply LeaderAndIsr partition states (v2+ shape: topic states with partitions)."""
+        self.check_controller_epoch(controller_epoch)
+        errors: dict[TopicPartition, ErrorCode] = {}
+        for ts in topic_states:
+            topic_id = bytes(ts.topic_id) if getattr(ts, "topic_id", None) else b"\0" * 16
+            for ps in ts.partition_states:
+                tp = TopicPartition(ts.topic_name, ps.partition_index)
+                errors[tp] = await self._apply_partition_state(tp, topic_id, ps)
+        return errors
+
+    async def _apply_partition_state(self, tp: TopicPartition, topic_id: bytes,
+                                     ps: Any) -> ErrorCode:
+        if self.broker_id not in ps.replicas:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        partition = self.partitions.get(tp)
+        if partition is not None:
+            if ps.leader_epoch < partition.leader_epoch or (
+                    ps.leader_epoch == partition.leader_epoch
+                    and ps.partition_epoch <= partition.partition_epoch):
+                log.info("ignoring LeaderAndIsr for %s: epoch %d <= %d", tp, ps.leader_epoch,
+                         partition.leader_epoch)
+                return ErrorCode.STALE_CONTROLLER_EPOCH
+            if topic_id != b"\0" * 16 and partition.topic_id not in (b"\0" * 16, topic_id):
+                return ErrorCode.INCONSISTENT_TOPIC_ID
+        else:
+            config = await self.log_config_for(tp.topic)
+            plog = self.log_manager.get_or_create_log(tp, topic_id, config)
+            if plog.config != config:   # a log recovered at startup had the defaults
+                self.log_manager.update_topic_config(tp.topic, config)
+            partition = Partition(tp, self.broker_id, plog, topic_id=topic_id)
+            self.partitions[tp] = partition
+        kwargs = dict(leader_epoch=ps.leader_epoch, partition_epoch=ps.partition_epoch,
+                      controller_epoch=ps.controller_epoch, isr=list(ps.isr),
+                      replicas=list(ps.replicas))
+        if ps.leader == self.broker_id:
+            partition.make_leader(**kwargs)
+            log.info("became leader of %s at epoch %d, ISR %s, log end %d", tp,
+                     ps.leader_epoch, list(ps.isr), partition.log.log_end_offset)
+        else:
+            partition.make_follower(leader_id=ps.leader, **kwargs)
+            log.info("became follower of %s (leader %d, epoch %d)", tp, ps.leader,
+                     ps.leader_epoch)
+        for listener in self.role_listeners:
+            listener(tp, partition.is_leader, ps.leader_epoch)
+        return ErrorCode.NONE
+
+    def stop_replica(self, tp: TopicPartition, leader_epoch: int, delete: bool) -> ErrorCode:
+        """StopReplica for one partition (KIP-570 epoch fencing)."""
+        partition = self.partitions.get(tp)
+        if partition is not None:
+            if leader_epoch not in (-1, -2) and leader_epoch < partition.leader_epoch:
+                return ErrorCode.FENCED_LEADER_EPOCH
+            del self.partitions[tp]
+            partition.make_follower(leader_id=-1, leader_epoch=partition.leader_epoch,
+                                    partition_epoch=partition.partition_epoch,
+                                    controller_epoch=partition.controller_epoch,
+                                    isr=[], replicas=partition.replicas)
+            for listener in self.role_listeners:
+                listener(tp, False, partition.leader_epoch)
+        if delete:
+            self.log_manager.delete_log(tp)
+        return ErrorCode.NONE
+
+    def update_log_configs(self, topic: str, config: LogConfig) -> None:
+        self.log_manager.update_topic_config(topic, config)
