@@ -524,6 +524,8 @@ class ModuleGen:
             else:
                 L.append("    tags = []")
                 for f in tagged:
+                    if f.elem == "records" or (f.struct is not None and self.records_in(f.struct)):
+                        raise ValueError(f"{sd.cls}.{f.py}: tagged records are not supported")
                     L.extend(self.nondefault_check(f, "    "))
                     L.append("        outer, w = w, bytearray()")
                     if f.type in FIXED:
