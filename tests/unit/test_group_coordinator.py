@@ -429,3 +429,18 @@ def test_pending_member_holds_rebalance_until_its_session_expires() -> None:
     assert "aj" not in h.results           # ...but the pending member is awaited
     h.tick(10001)
     assert h.results["aj"].generation_id == 2 and not group(h).is_pending(pending)
+
+
+def test_deleted_group_with_inflight_commit_does_not_linger_dead() -> None:
+    h = Harness()
+    h.hold_appends = True
+    h.run(h.c.commit_offsets("s", "", None, -1, {("t", 0): OffsetValue(1)}, "c", h.now))
+    h.hold_appends = False
+    errors, out = h.c.delete_groups(["s"], h.now)
+    h.run(out)
+    assert errors == {"s": E.NONE} and "s" not in h.c.groups
+    h.finish(h.held.pop())            # the commit lands after the deletion
+    assert h.results["c"].errors[("t", 0)] is E.NONE
+    h.run(h.c.commit_offsets("s", "", None, -1, {("t", 0): OffsetValue(2)}, "c2", h.now))
+    assert h.results["c2"].errors[("t", 0)] is E.NONE
+    assert h.c.fetch_offsets("s", None)[1][("t", 0)].offset == 2

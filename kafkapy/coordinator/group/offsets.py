@@ -231,12 +231,10 @@ class OffsetsMixin:
         out = Outcome()
         records: list[tuple[bytes, bytes | None]] = [
             (encode_offset_key(group.group_id, t, p), None) for t, p in removed]
-        if group.state in (S.EMPTY, S.DEAD) and not group.offsets \
-                and not group.pending_offset_commits:
-            if group.state is not S.DEAD:
-                group.transition(S.DEAD, now)
-            if self.groups.get(group.group_id) is group:
-                del self.groups[group.group_id]
+        if group.state is S.EMPTY and not group.offsets and not group.pending_offset_commits:
+            group.transition(S.DEAD, now)
+        if group.state is S.DEAD and self.groups.get(group.group_id) is group:
+            del self.groups[group.group_id]  # a later join or commit starts a fresh group
             if group.generation_id > 0:
                 records.append((encode_group_key(group.group_id), None))
         if records:
