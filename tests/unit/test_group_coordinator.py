@@ -339,6 +339,9 @@ def test_not_coordinator_and_loading() -> None:
     c.complete_load(p, 5, _empty(), 0)
     assert c.fetch_offsets(G, None) == (E.NONE, {})
     assert c.on_elected(p, 4) is False  # stale epoch ignored
+    c.commit_offsets(G, "", None, -1, {("t", 0): OffsetValue(1)}, w, 0)
+    assert c.on_elected(p, 6) is False  # already ours: no reload, cache kept
+    assert not c.is_loading(G) and G in c.groups
 
 
 def test_unload_answers_parked_requests_not_coordinator() -> None:

@@ -277,10 +277,17 @@ class OffsetsMixin:
     # ------------------------------------------------------------ partition ownership
 
     def on_elected(self: GroupCoordinator, partition: int, epoch: int) -> bool:
-        """Start loading `partition`; False when `epoch` is older than one already seen."""
+        """Start loading `partition` (True: the edge must read its log). False when `epoch`
+        is older than one already seen, or when we already own or are loading the
+        partition (a repeated LeaderAndIsr): its cache is current, only the epoch moves."""
         if epoch < self._epochs.get(partition, -1):
             return False
         self._epochs[partition] = epoch
+        st = self.partitions.get(partition)
+        if st is not None:
+            if not st.loading:
+                st.epoch = epoch
+            return False
         self.partitions[partition] = PartitionStatus(epoch, loading=True)
         return True
 
