@@ -247,6 +247,7 @@ class GroupRuntime:
                    client_id: str, client_host: str, rebalance_timeout_ms: int,
                    session_timeout_ms: int, protocol_type: str,
                    protocols: list[tuple[str, bytes]]) -> JoinResult:
+        self._refresh_partition_count()
         w = _Waiter()
         self._apply(self.coordinator.join(
             group_id, member_id, group_instance_id, require_known_member_id,
@@ -257,6 +258,7 @@ class GroupRuntime:
     async def sync(self, group_id: str, generation_id: int, member_id: str,
                    protocol_type: str | None, protocol_name: str | None,
                    group_instance_id: str | None, assignments: dict[str, bytes]) -> SyncResult:
+        self._refresh_partition_count()
         w = _Waiter()
         self._apply(self.coordinator.sync(group_id, generation_id, member_id, protocol_type,
                                           protocol_name, group_instance_id, assignments, w,
@@ -265,6 +267,7 @@ class GroupRuntime:
 
     def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None,
                   generation_id: int) -> ErrorCode:
+        self._refresh_partition_count()
         err = self.coordinator.heartbeat(group_id, member_id, group_instance_id,
                                          generation_id, now_ms())
         self._timers_changed.set()
@@ -272,6 +275,7 @@ class GroupRuntime:
 
     def leave(self, group_id: str, members: list[tuple[str, str | None]]
               ) -> tuple[ErrorCode, list[ErrorCode]]:
+        self._refresh_partition_count()
         err, per_member, out = self.coordinator.leave(group_id, members, now_ms())
         self._apply(out)
         return err, per_member
@@ -280,6 +284,7 @@ class GroupRuntime:
                              group_instance_id: str | None, generation_id: int,
                              offsets: dict[tuple[str, int], OffsetValue]) -> CommitResult:
         """Answered only after the records are durably appended (acks=-1)."""
+        self._refresh_partition_count()
         w = _Waiter()
         self._apply(self.coordinator.commit_offsets(group_id, member_id, group_instance_id,
                                                     generation_id, offsets, w, now_ms()))
@@ -288,22 +293,27 @@ class GroupRuntime:
     def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None,
                       require_stable: bool = False
                       ) -> tuple[ErrorCode, dict[tuple[str, int], FetchedOffset]]:
+        self._refresh_partition_count()
         return self.coordinator.fetch_offsets(group_id, partitions, require_stable)
 
     def describe(self, group_id: str) -> tuple[ErrorCode, GroupSummary]:
+        self._refresh_partition_count()
         return self.coordinator.describe(group_id)
 
     def list_groups(self, states: list[str] | None = None
                     ) -> tuple[ErrorCode, list[GroupOverview]]:
+        self._refresh_partition_count()
         return self.coordinator.list_groups(states)
 
     def delete_groups(self, group_ids: list[str]) -> dict[str, ErrorCode]:
+        self._refresh_partition_count()
         errors, out = self.coordinator.delete_groups(group_ids, now_ms())
         self._apply(out)
         return errors
 
     def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]
                        ) -> tuple[ErrorCode, dict[tuple[str, int], ErrorCode]]:
+        self._refresh_partition_count()
         err, per_tp, out = self.coordinator.delete_offsets(group_id, partitions, now_ms())
         self._apply(out)
         return err, per_tp
