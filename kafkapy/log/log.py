@@ -233,8 +233,8 @@ class UnifiedLog:
         for b in batches:
             if b.base_offset <= prev:
                 raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"{self.tp}: offsets not increasing")
-            if b.size > self.config.max_message_bytes:
-                raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch of {b.size} bytes")
+            # No max.message.bytes check: the leader accepted it, and a replica that
+            # refused would stall replication forever (Kafka's ignoreRecordSize).
             prev = b.last_offset
             if b.max_timestamp > max_ts:
                 max_ts, offset_of_max = b.max_timestamp, b.last_offset
@@ -306,12 +306,8 @@ class UnifiedLog:
         old = self.active_segment
         if old.base_offset == new_base and old.size == 0:
             return old
-        if old.size == 0:
-            # Empty active segment at a stale base (after truncation): replace it.
-            self._remove_segment(old)
-            old.delete_files()
-        else:
-            old.on_become_inactive()
+        # An empty old segment (truncated mid-batch) stays, as in Kafka: reads skip it.
+        old.on_become_inactive()
         self.producer_state.take_snapshot(new_base)
         seg = self._new_segment(new_base, t)
         self._add_segment(seg)
@@ -366,7 +362,12 @@ class UnifiedLog:
 
     # ---- truncation -------------------------------------------------------------
     def truncate_to(self, target: int) -> bool:
-        """Remove everything at and above `target` (follower divergence)."""
+        """Remove every batch holding an offset >= `target` (follower divergence).
+
+        The LEO becomes the end of the remaining data (= `target` when it is a batch
+        boundary, as truncation points always are in replication).  Kafka sets it to
+        `target` even mid-batch and then derives a smaller LEO after a restart; here
+        it is the same before and after a restart."""
         self._check_open()
         if target < 0:
             raise ValueError("cannot truncate to a negative offset")
@@ -382,10 +383,11 @@ class UnifiedLog:
         active.truncate_to(target)
         active.offset_index.resize(active.offset_index.max_index_size)
         active.time_index.resize(active.time_index.max_index_size)
-        self._log_end_offset = target
-        self.leader_epoch_cache.truncate_from_end(target)
-        self.recovery_point = min(self.recovery_point, target)
-        self.high_watermark = min(self.high_watermark, target)
+        leo = max(active.read_next_offset(), self.log_start_offset)
+        self._log_end_offset = leo
+        self.leader_epoch_cache.truncate_from_end(leo)
+        self.recovery_point = min(self.recovery_point, leo)
+        self.high_watermark = min(self.high_watermark, leo)
         from kafkapy.log.recovery import rebuild_producer_state
 
         rebuild_producer_state(self)
