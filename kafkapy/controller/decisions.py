@@ -54,12 +54,18 @@ def _failover(p: Planner, _: E.Failover) -> None:
             else:
                 ctx.replica_states[pair] = C.R_DELETION_INELIGIBLE
                 offline_pairs.append(pair)
+    before = {tp: (s.leader, list(s.isr)) for tp, s in ctx.states.items()}
     p.online_replicas(online_pairs)
     p.offline_replicas([pair for pair in offline_pairs if not ctx.is_deleting(pair[0].topic)])
     failed = p.trigger_online()
+    changed = "; ".join(f"{tp} now led by {s.leader}, ISR {s.isr}"
+                        for tp, s in sorted(ctx.states.items(), key=lambda i: str(i[0]))
+                        if tp in before and before[tp] != (s.leader, s.isr))
     p.note(f"controller {ctx.controller_id} took over at epoch {ctx.epoch}: "
-           f"{len(ctx.live_brokers)} live brokers, {len(ctx.assignments)} partitions"
-           + (f", leaderless: {describe(failed)}" if failed else ""))
+           f"{len(ctx.live_brokers)} live brokers {sorted(ctx.live_brokers)}, "
+           f"{len(ctx.assignments)} partitions"
+           + (f"; {changed}" if changed else "")
+           + (f"; leaderless: {describe(failed)}" if failed else ""))
     _resume_deletions(p)
 
 

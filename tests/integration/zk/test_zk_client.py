@@ -1,20 +1,15 @@
 """KafkaZkClient against a real ZooKeeper (Debian's package, started by tests/zk_fixture.py)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
-from kafkapy.protocol.errors import ErrorCode, KafkaError  # noqa: E402
-from kafkapy.zk import data, paths  # noqa: E402
-from kafkapy.zk import events as ev  # noqa: E402
-from kafkapy.zk.client import KafkaZkClient  # noqa: E402
-from kafkapy.zk.session import unbounded_event_channel  # noqa: E402
-from tests.zk_fixture import ZooKeeperServer, unique_chroot, zookeeper_server  # noqa: E402,F401
+from kafkapy.protocol.errors import ErrorCode, KafkaError
+from kafkapy.zk import data, paths
+from kafkapy.zk import events as ev
+from kafkapy.zk.client import KafkaZkClient
+from kafkapy.zk.session import unbounded_event_channel
+from tests.zk_fixture import ZooKeeperServer, unique_chroot
 
 pytestmark = pytest.mark.integration
 

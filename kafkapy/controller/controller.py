@@ -1,0 +1,461 @@
+"""KafkaController: the controller module every broker runs (the edge around the pure core).
+
+`KafkaController(zk, broker_id, config=None)` — `zk` a started KafkaZkClient, `config` a
+KafkaConfig (reads delete.topic.enable, unclean.leader.election.enable,
+controller.socket.timeout.ms, auto.leader.rebalance.enable,
+leader.imbalance.check.interval.seconds, leader.imbalance.per.broker.percentage and the
+inter-broker listener name); None means Kafka's defaults. Run it with
+`await nursery.start(controller.run)`; `await controller.shutdown()` stops it.
+
+One trio task reads one event queue fed by ZooKeeper watches (via `zk.add_event_channel`) and
+by API calls; only it touches the context. It elects at startup and whenever `/controller`
+vanishes; on winning it loads the context (§3.4), then feeds events to `decisions.on_event`
+and applies the resulting actions: fenced ZooKeeper writes, then control requests through the
+ControllerChannelManager. A rejected fence (ControllerMovedError) or a lost session resigns.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import attrs
+import trio
+
+from kafkapy.controller import decisions
+from kafkapy.controller import events as E
+from kafkapy.controller import requests as R
+from kafkapy.controller.actions import (Action, AddBrokerChannel, ControlRequest,
+                                        CreatePartitionStates, DeleteIsrChangeNotifications,
+                                        DeleteTopicZNodes, DeleteZNode, RemoveBrokerChannel,
+                                        UpdatePartitionStates)
+from kafkapy.controller.channel import ControllerChannelManager
+from kafkapy.controller.context import ControllerContext
+from kafkapy.controller.rebalance import imbalanced_partitions
+from kafkapy.log.topic_partition import TopicPartition
+from kafkapy.protocol.errors import ErrorCode
+from kafkapy.zk import data, paths
+from kafkapy.zk import events as zev
+from kafkapy.zk.client import KafkaZkClient
+
+log = logging.getLogger(__name__)
+
+MAX_WRITE_RETRIES = 3
+
+
+@attrs.define(slots=True, eq=False)
+class _ShutdownCall:
+    broker_id: int
+    broker_epoch: int
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: tuple[int, list[TopicPartition]] = (int(ErrorCode.NOT_CONTROLLER), [])
+
+
+@attrs.frozen(slots=True)
+class _RebalanceTick:
+    pass
+
+
+def _conf(config: Any, name: str, default: Any) -> Any:
+    if config is None:
+        return default
+    try:
+        return config.get(name)
+    except KeyError:
+        return default
+
+
+class KafkaController:
+    def __init__(self, zk: KafkaZkClient, broker_id: int, config: Any = None) -> None:
+        self.zk = zk
+        self.broker_id = broker_id
+        self.delete_topic_enable = bool(_conf(config, "delete.topic.enable", True))
+        self.unclean_election = bool(_conf(config, "unclean.leader.election.enable", False))
+        self.request_timeout_s = _conf(config, "controller.socket.timeout.ms", 30000) / 1000
+        self.auto_rebalance = bool(_conf(config, "auto.leader.rebalance.enable", True))
+        self.rebalance_interval_s = float(_conf(config, "leader.imbalance.check.interval.seconds", 300))
+        self.imbalance_percentage = int(_conf(config, "leader.imbalance.per.broker.percentage", 10))
+        self.listener = getattr(config, "inter_broker_listener_name", None) or "PLAINTEXT"
+        self.ctx: ControllerContext | None = None
+        self.active_controller_id = -1
+        self._send, self._recv = trio.open_memory_channel[Any](math.inf)
+        self._nursery: trio.Nursery | None = None
+        self._channels: ControllerChannelManager | None = None
+        self._active_scope: trio.CancelScope | None = None
+        self._running = False
+
+    # --- public API ------------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return self.ctx is not None
+
+    @property
+    def epoch(self) -> int:
+        return self.ctx.epoch if self.ctx is not None else -1
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.zk.add_event_channel(self._send)
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._send.send_nowait(E.Startup())
+                task_status.started()
+                async for event in self._recv:
+                    await self._process(event)
+        finally:
+            self._running = False
+            self.zk.remove_event_channel(self._send)
+            self._resign("controller module stopped")
+
+    async def shutdown(self) -> None:
+        """Stop acting as controller and end the event loop (broker shutdown)."""
+        self._resign("broker shutting down")
+        self._send.close()
+
+    async def controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[int, list[TopicPartition]]:
+        """ControlledShutdown API: (error_code, partitions the broker still leads)."""
+        if not self._running:
+            return int(ErrorCode.NOT_CONTROLLER), []
+        call = _ShutdownCall(broker_id, broker_epoch)
+        try:
+            self._send.send_nowait(call)
+        except trio.ClosedResourceError:
+            return int(ErrorCode.NOT_CONTROLLER), []
+        await call.done.wait()
+        return call.result
+
+    def enqueue(self, event: object) -> None:
+        """Queue an event (e.g. PreferredReplicaElection from ElectLeaders)."""
+        self._send.send_nowait(event)
+
+    # --- event loop ------------------------------------------------------------------
+
+    async def _process(self, event: object) -> None:
+        try:
+            if isinstance(event, E.Startup):
+                await self._elect()
+            elif isinstance(event, zev.ZkWatchEvent):
+                await self._on_watch(event)
+            elif isinstance(event, zev.ZkSessionEvent):
+                await self._on_session(event)
+            elif isinstance(event, _ShutdownCall):
+                await self._controlled_shutdown(event)
+            elif isinstance(event, _RebalanceTick):
+                await self._rebalance()
+            elif self.ctx is not None:
+                await self._apply(decisions.on_event(self.ctx, event))
+        except zev.ControllerMovedError as exc:
+            self._resign(f"controller moved ({exc})")
+            await self._refresh_controller_id()
+        except zev.ZkClientClosedError:
+            self._resign("ZooKeeper client closed")
+        except Exception:
+            # the context may now disagree with ZooKeeper: give up and let a fresh election
+            # (possibly of this broker again) reload everything, as Kafka does on failures
+            log.exception("controller failed while handling %s", type(event).__name__)
+            ctx = self.ctx
+            self._resign("unexpected error")
+            if ctx is not None:
+                await self.zk.delete_controller_node(ctx.epoch_zk_version)
+        finally:
+            if isinstance(event, _ShutdownCall) and not event.done.is_set():
+                event.done.set()
+
+    async def _on_session(self, event: zev.ZkSessionEvent) -> None:
+        if event.state == zev.LOST:
+            self._resign("ZooKeeper session expired")
+        elif event.state == zev.CONNECTED:
+            # kazoo dropped every watch on disconnect: re-read to re-arm them
+            if self.ctx is None:
+                await self._elect()
+            else:
+                await self._refresh_all()
+
+    async def _on_watch(self, event: zev.ZkWatchEvent) -> None:
+        path = event.path
+        if path == paths.CONTROLLER:
+            if event.kind == zev.DELETED:
+                self._maybe_resign(-1)
+                await self._elect()
+            else:
+                await self._refresh_controller_id()
+            return
+        if self.ctx is None:
+            return
+        if path == paths.BROKER_IDS:
+            await self._broker_change()
+        elif path.startswith(paths.BROKER_IDS + "/"):
+            broker_id = int(path.rsplit("/", 1)[1])
+            reg = await self.zk.get_broker(broker_id, watch=True)
+            if reg is not None and broker_id in self.ctx.live_brokers:
+                if reg.epoch != self.ctx.broker_epoch(broker_id):
+                    await self._broker_change()
+                else:
+                    await self._apply(decisions.on_event(self.ctx, E.BrokerModification(broker_id, reg)))
+        elif path == paths.BROKER_TOPICS:
+            await self._topic_change()
+        elif path.startswith(paths.BROKER_TOPICS + "/") and path.count("/") == 3:
+            topic = path.rsplit("/", 1)[1]
+            assignment = await self.zk.get_topic_assignment(topic, watch=True)
+            if assignment is not None and topic in self.ctx.topics:
+                await self._apply(decisions.on_event(
+                    self.ctx, E.PartitionModifications(topic, assignment)))
+        elif path == paths.DELETE_TOPICS:
+            await self._topic_deletion()
+        elif path == paths.ISR_CHANGE_NOTIFICATION:
+            await self._isr_changes()
+        elif path == paths.PREFERRED_REPLICA_ELECTION:
+            await self._preferred_from_zk()
+        elif path == paths.REASSIGN_PARTITIONS:
+            log.warning("partition reassignment through %s is not supported", path)
+
+    # --- election and failover --------------------------------------------------------
+
+    async def _refresh_controller_id(self) -> None:
+        current = await self.zk.get_controller_id(watch=True)
+        self._maybe_resign(current)
+        self.active_controller_id = current
+        if current == -1 and self.ctx is None:
+            await self._elect()
+
+    def _maybe_resign(self, current: int) -> None:
+        if self.ctx is not None and current != self.broker_id:
+            self._resign(f"/controller now names broker {current}")
+
+    async def _elect(self) -> None:
+        if self.ctx is not None:
+            return
+        result = await self.zk.elect_controller(self.broker_id)
+        self.active_controller_id = result.controller_id
+        if not result.won:
+            log.info("broker %d: controller is broker %d", self.broker_id, result.controller_id)
+            return
+        log.info("broker %d elected controller, epoch %d (epoch zkVersion %d)", self.broker_id,
+                 result.epoch, result.epoch_zk_version)
+        try:
+            await self._failover(result.epoch, result.epoch_zk_version)
+        except zev.ControllerMovedError:
+            raise
+        except Exception:
+            log.exception("controller failover failed; giving up controllership")
+            self._resign("failover error")
+            await self.zk.delete_controller_node(result.epoch_zk_version)
+
+    async def _failover(self, epoch: int, epoch_zk_version: int) -> None:
+        assert self._nursery is not None
+        ctx = ControllerContext(self.broker_id, epoch, epoch_zk_version,
+                                default_unclean_election=self.unclean_election,
+                                delete_topic_enable=self.delete_topic_enable)
+        self._channels = ControllerChannelManager(self.broker_id, self._nursery,
+                                                  self._on_control_response, self.listener,
+                                                  self.request_timeout_s)
+        for broker_id in await self.zk.get_all_broker_ids(watch=True):
+            reg = await self.zk.get_broker(broker_id, watch=True)
+            if reg is not None:
+                ctx.live_brokers[broker_id] = reg
+                self._channels.add_broker(reg)
+        await self._load_topics(ctx, await self.zk.get_all_topics(watch=True))
+        self.ctx = ctx
+        self._active_scope = trio.CancelScope()
+        await self._apply(decisions.on_event(ctx, E.Failover()))
+        await self._topic_deletion()
+        await self._isr_changes()
+        await self._preferred_from_zk()
+        if self.auto_rebalance:
+            self._nursery.start_soon(self._rebalance_timer, self._active_scope)
+
+    async def _load_topics(self, ctx: ControllerContext, topics: list[str]) -> None:
+        """Assignments (watched), configs, missing topic ids (Kafka adds them), states."""
+        for topic in topics:
+            assignment = await self.zk.get_topic_assignment(topic, watch=True)
+            if assignment is None:
+                continue
+            if assignment.topic_id is None:
+                assignment = attrs.evolve(assignment, topic_id=data.random_uuid())
+                await self.zk.set_topic_assignment(topic, assignment, ctx.epoch_zk_version)
+            ctx.topic_configs[topic] = await self.zk.get_topic_config(topic)
+            ctx.add_topic(topic, assignment)
+        tps = [(tp.topic, tp.partition) for tp in ctx.all_partitions()]
+        for (t, p), state in (await self.zk.get_partition_states(tps)).items():
+            ctx.states[TopicPartition(t, p)] = state
+
+    def _resign(self, why: str) -> None:
+        if self.ctx is None:
+            return
+        log.warning("broker %d resigns as controller (epoch %d): %s", self.broker_id,
+                    self.ctx.epoch, why)
+        self.ctx = None
+        if self._channels is not None:
+            self._channels.shutdown()
+            self._channels = None
+        if self._active_scope is not None:
+            self._active_scope.cancel()
+            self._active_scope = None
+
+    async def _refresh_all(self) -> None:
+        await self._refresh_controller_id()
+        if self.ctx is None:
+            return
+        await self._broker_change()
+        await self._topic_change()
+        await self._topic_deletion()
+        await self._isr_changes()
+        await self._preferred_from_zk()
+
+    # --- ZooKeeper reads that feed the pure core ---------------------------------------
+
+    async def _broker_change(self) -> None:
+        assert self.ctx is not None
+        current: dict[int, data.BrokerRegistration] = {}
+        for broker_id in await self.zk.get_all_broker_ids(watch=True):
+            reg = await self.zk.get_broker(broker_id, watch=True)
+            if reg is not None:
+                current[broker_id] = reg
+        await self._apply(decisions.on_event(self.ctx, E.BrokerChange(current)))
+
+    async def _topic_change(self) -> None:
+        assert self.ctx is not None
+        topics = await self.zk.get_all_topics(watch=True)
+        assignments: dict[str, data.TopicAssignment] = {}
+        configs: dict[str, dict[str, str]] = {}
+        for topic in topics:
+            assignment = await self.zk.get_topic_assignment(topic, watch=True)
+            if assignment is None:
+                continue
+            if assignment.topic_id is None:
+                assignment = attrs.evolve(assignment, topic_id=data.random_uuid())
+                await self.zk.set_topic_assignment(topic, assignment, self.ctx.epoch_zk_version)
+            assignments[topic] = assignment
+            if topic not in self.ctx.topics:
+                configs[topic] = await self.zk.get_topic_config(topic)
+        await self._apply(decisions.on_event(self.ctx, E.TopicChange(assignments, configs)))
+
+    async def _topic_deletion(self) -> None:
+        assert self.ctx is not None
+        topics = await self.zk.get_topics_marked_for_deletion(watch=True)
+        if topics or self.ctx.topics_to_delete:
+            await self._apply(decisions.on_event(self.ctx, E.TopicDeletion(frozenset(topics))))
+
+    async def _isr_changes(self) -> None:
+        assert self.ctx is not None
+        names = await self.zk.get_isr_change_notifications(watch=True)
+        if not names:
+            return
+        changed = sorted(set(await self.zk.get_isr_changes(names)))
+        states = await self.zk.get_partition_states(changed)
+        await self._apply(decisions.on_event(self.ctx, E.IsrChangeNotification(
+            tuple(names), {TopicPartition(t, p): s for (t, p), s in states.items()})))
+
+    async def _preferred_from_zk(self) -> None:
+        assert self.ctx is not None
+        wanted = await self.zk.get_preferred_replica_election(watch=True)
+        if wanted is None:
+            return
+        await self._apply(decisions.on_event(self.ctx, E.PreferredReplicaElection(
+            tuple(TopicPartition(t, p) for t, p in wanted), from_admin_node=True)))
+
+    # --- API events ----------------------------------------------------------------
+
+    async def _controlled_shutdown(self, call: _ShutdownCall) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            call.result = (int(ErrorCode.NOT_CONTROLLER), [])
+            return
+        code = decisions.controlled_shutdown_error(ctx, call.broker_id, call.broker_epoch)
+        if code == ErrorCode.NONE:
+            await self._apply(decisions.on_event(ctx, E.ControlledShutdown(call.broker_id,
+                                                                         call.broker_epoch)))
+            if self.ctx is None:
+                code = ErrorCode.NOT_CONTROLLER
+        remaining = decisions.remaining_partitions(ctx, call.broker_id) if code == ErrorCode.NONE else []
+        call.result = (int(code), remaining)
+        log.info("controlled shutdown of broker %d: %s, still leading %s", call.broker_id,
+                 code.name, [str(tp) for tp in remaining])
+
+    async def _rebalance_timer(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await trio.sleep(5)
+            while True:
+                self._send.send_nowait(_RebalanceTick())
+                await trio.sleep(self.rebalance_interval_s)
+
+    async def _rebalance(self) -> None:
+        if self.ctx is None:
+            return
+        todo = imbalanced_partitions(self.ctx, self.imbalance_percentage)
+        if todo:
+            await self._apply(decisions.on_event(self.ctx, E.PreferredReplicaElection(tuple(todo))))
+
+    def _on_control_response(self, broker_id: int, request: R.ControlRequestData, response: Any) -> None:
+        """StopReplica(delete=true) answers drive topic deletion (runs in a pipe task)."""
+        if not isinstance(request, R.StopReplicaData):
+            return
+        sent = [TopicPartition(t, p) for t, p in R.request_partitions(request)]
+        top = getattr(response, "error_code", 0)
+        errors = {TopicPartition(e.topic_name, e.partition_index): e.error_code
+                  for e in getattr(response, "partition_errors", [])}
+        ok = tuple(tp for tp in sent if not top and not errors.get(tp, 0))
+        failed = tuple(tp for tp in sent if tp not in ok)
+        try:
+            self._send.send_nowait(E.ReplicaDeletionResult(broker_id, ok, failed))
+        except trio.ClosedResourceError:
+            pass
+
+    # --- applying actions --------------------------------------------------------------
+
+    async def _apply(self, actions: list[Action], attempt: int = 0) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        v = ctx.epoch_zk_version
+        rejected: set[tuple[str, int]] = set()
+        for action in actions:
+            if self.ctx is not ctx:
+                return  # resigned meanwhile
+            if isinstance(action, (CreatePartitionStates, UpdatePartitionStates)):
+                states = {(tp.topic, tp.partition): s for tp, s in action.states.items()}
+                if isinstance(action, CreatePartitionStates):
+                    results = await self.zk.create_partition_states(v, states)
+                else:
+                    results = await self.zk.update_partition_states(v, states)
+                for key, result in results.items():
+                    if not result.ok:
+                        log.warning("state write for %s-%d rejected (%s)", key[0], key[1], result.error)
+                        rejected.add(key)
+            elif isinstance(action, DeleteTopicZNodes):
+                await self.zk.delete_topic_znodes(action.topic, v)
+            elif isinstance(action, DeleteZNode):
+                await self.zk.fenced_multi(v, [zev.DeleteOp(action.path)])
+            elif isinstance(action, DeleteIsrChangeNotifications):
+                await self.zk.delete_isr_change_notifications(action.names, v)
+            elif isinstance(action, AddBrokerChannel):
+                assert self._channels is not None
+                self._channels.add_broker(action.registration)
+            elif isinstance(action, RemoveBrokerChannel):
+                assert self._channels is not None
+                self._channels.remove_broker(action.broker_id)
+            elif isinstance(action, ControlRequest):
+                assert self._channels is not None
+                request = R.without_partitions(action.request, rejected) if rejected else action.request
+                if request is not None:
+                    self._channels.send(action.broker_id, request, action.report)
+        if rejected:
+            await self._retry_rejected(ctx, rejected, attempt)
+
+    async def _retry_rejected(self, ctx: ControllerContext, rejected: set[tuple[str, int]],
+                              attempt: int) -> None:
+        """BADVERSION/NODEEXISTS: reload those states from ZooKeeper and elect again."""
+        fresh = await self.zk.get_partition_states(sorted(rejected))
+        for t, p in rejected:
+            tp = TopicPartition(t, p)
+            if (t, p) in fresh:
+                ctx.states[tp] = fresh[(t, p)]
+            else:
+                ctx.states.pop(tp, None)
+        if attempt >= MAX_WRITE_RETRIES:
+            log.error("giving up on state writes for %s after %d retries", sorted(rejected), attempt)
+            return
+        tps = tuple(TopicPartition(t, p) for t, p in sorted(rejected))
+        await self._apply(decisions.on_event(ctx, E.RetryElection(tps)), attempt + 1)

@@ -1,0 +1,108 @@
+"""KafkaController against a real ZooKeeper, with fake brokers that record control requests."""
+from __future__ import annotations
+
+import pytest
+import trio
+
+from kafkapy.protocol.api import ApiKey
+from kafkapy.protocol.errors import ErrorCode
+from kafkapy.zk import paths
+from kafkapy.zk.data import TopicAssignment
+from tests.integration.controller.controller_harness import FakeBroker, wait_until
+from tests.zk_fixture import ZooKeeperServer, unique_chroot
+
+pytestmark = pytest.mark.integration
+
+
+def active(brokers: list[FakeBroker]) -> list[FakeBroker]:
+    return [b for b in brokers if b.controller is not None and b.controller.is_active]
+
+
+async def states(zk, topic: str, n: int) -> dict[int, tuple[int, list[int], int]]:
+    found = await zk.get_partition_states([(topic, p) for p in range(n)])
+    return {p: (s.leader, s.isr, s.leader_epoch) for (_, p), s in found.items()}
+
+
+async def test_creation_failover_and_broker_death(zookeeper_server: ZooKeeperServer) -> None:
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        brokers = [FakeBroker(i, connect) for i in (1, 2, 3)]
+        for b in brokers:
+            await b.start(nursery)
+        await wait_until(lambda: len(active(brokers)) == 1, what="one active controller")
+        first = active(brokers)[0]
+        assert first.controller.epoch == 1
+        zk = brokers[1].zk
+        await zk.create_topic("t", TopicAssignment({0: [1, 2], 1: [2, 3], 2: [3, 1]}))
+
+        async def elected() -> bool:
+            return len(await states(zk, "t", 3)) == 3
+        await wait_until(elected, what="partition states")
+        assert await states(zk, "t", 3) == {0: (1, [1, 2], 0), 1: (2, [2, 3], 0), 2: (3, [3, 1], 0)}
+
+        def got_new_leadership() -> bool:
+            reqs = brokers[0].requests(ApiKey.LEADER_AND_ISR)
+            return any(p.is_new for r in reqs for ts in r.topic_states if ts.topic_name == "t"
+                       for p in ts.partition_states)
+        await wait_until(got_new_leadership, what="LeaderAndIsr IsNew at broker 1")
+        await wait_until(lambda: any(r.topic_states for r in brokers[2].requests(ApiKey.UPDATE_METADATA)),
+                         what="UpdateMetadata with partitions")
+
+        # the controller's broker dies: another takes over with a higher epoch and moves
+        # leadership of its partitions within the ISR
+        await first.stop()
+        rest = [b for b in brokers if b is not first]
+        await wait_until(lambda: len(active(rest)) == 1, what="failover")
+        second = active(rest)[0]
+        assert second.controller.epoch == 2
+        dead = first.broker_id
+
+        async def moved() -> bool:
+            now = await states(zk, "t", 3)
+            return all(leader != dead and dead not in isr for leader, isr, _ in now.values())
+        await wait_until(moved, what="leadership moved off the dead broker")
+        now = await states(zk, "t", 3)
+        replicas = {0: [1, 2], 1: [2, 3], 2: [3, 1]}
+        for p, (leader, isr, epoch) in now.items():
+            if dead in replicas[p]:
+                assert epoch >= 1 and leader in replicas[p] and isr == [leader]
+        lai = [r for b in rest for r in b.requests(ApiKey.LEADER_AND_ISR) if r.controller_epoch == 2]
+        assert lai, "the new controller sent LeaderAndIsr"
+        for b in rest:
+            await b.stop()
+
+
+async def test_controlled_shutdown_and_deletion(zookeeper_server: ZooKeeperServer) -> None:
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        brokers = [FakeBroker(i, connect) for i in (1, 2)]
+        for b in brokers:
+            await b.start(nursery)
+        await wait_until(lambda: len(active(brokers)) == 1, what="controller")
+        ctl = active(brokers)[0].controller
+        zk = brokers[0].zk
+        await zk.create_topic("t", TopicAssignment({0: [2, 1], 1: [1, 2]}))
+
+        async def elected() -> bool:
+            return len(await states(zk, "t", 2)) == 2
+        await wait_until(elected, what="partition states")
+
+        assert await ctl.controlled_shutdown(2, brokers[1].epoch - 1) == (ErrorCode.STALE_BROKER_EPOCH, [])
+        assert (await ctl.controlled_shutdown(9, -1))[0] == ErrorCode.BROKER_NOT_AVAILABLE
+        code, remaining = await ctl.controlled_shutdown(2, brokers[1].epoch)
+        assert (code, remaining) == (ErrorCode.NONE, [])
+        now = await states(zk, "t", 2)
+        assert now[0][:2] == (1, [1]) and now[1][:2] == (1, [1])
+
+        await zk.mark_topic_for_deletion("t")
+
+        async def deleted() -> bool:
+            return (await zk.exists(paths.topic_path("t")) is None
+                    and await zk.exists(paths.delete_topic_path("t")) is None)
+        await wait_until(deleted, what="topic znodes removed")
+        for b in brokers:
+            stops = [p for r in b.requests(ApiKey.STOP_REPLICA) for t in r.topic_states
+                     for p in t.partition_states if p.delete_partition]
+            assert stops and all(p.leader_epoch == -2 for p in stops)
+        for b in brokers:
+            await b.stop()
