@@ -232,3 +232,19 @@ def test_max_timestamp_known_after_clean_restart(tmp_path):
     log = open_log(tmp_path, small_config(segment_bytes=1 << 20), had_clean_shutdown=True)
     assert (log.active_segment.max_timestamp_so_far, log.active_segment.offset_of_max_timestamp_so_far) == (104, 4)
     assert log.fetch_offset_by_timestamp(MAX_TIMESTAMP).offset == 4
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_compressed_batches_time_lookup_and_read_back(tmp_path, codec):
+    from kafkapy.protocol.records import iter_records
+
+    log = open_log(tmp_path, small_config(segment_bytes=1 << 20))
+    for i in range(5):
+        vals = [b"c%d-%d" % (i, k) for k in range(4)]
+        log.append_as_leader(memoryview(make_batch(vals, compression=codec,
+                                                   timestamps=[100 * i + k for k in range(4)])), 0, 1)
+    r = log.fetch_offset_by_timestamp(302)  # batch 3 holds offsets 12..15 with ts 300..303
+    assert (r.offset, r.timestamp) == (14, 302)
+    recs = list(iter_records(log.read(0, 1 << 20).records.tobytes()))
+    assert [r.offset for r in recs] == list(range(20))
+    assert recs[13].value == b"c3-1"

@@ -1,45 +1,22 @@
-"""Helpers shared by the log tests: a small v2 batch builder and a log factory.
-
-kept private to the log tests so they do not depend on kafkapy.protocol.records.
-"""
+"""Helpers shared by the log tests: batch building and a small-segment log factory."""
 from __future__ import annotations
-
-import struct
 
 from kafkapy import native
 from kafkapy.log import LogConfig, TopicPartition, UnifiedLog
-
-
-def _varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while True:
-        b = z & 0x7F
-        z >>= 7
-        if z:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+from kafkapy.protocol.records import Record, build_batch
 
 
 def make_batch(values: list[bytes], *, base_offset: int = 0, timestamps: list[int] | None = None,
                producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1,
-               transactional: bool = False, control: bool = False, leader_epoch: int = -1) -> bytes:
-    """One uncompressed magic-2 batch of `values` (keyless records)."""
+               transactional: bool = False, control: bool = False, leader_epoch: int = -1,
+               compression: int = 0) -> bytes:
+    """One magic-2 batch of keyless records `values` with deterministic timestamps."""
     ts = timestamps if timestamps is not None else [1_000 + i for i in range(len(values))]
-    first_ts = ts[0]
-    recs = bytearray()
-    for i, v in enumerate(values):
-        body = (b"\x00" + _varint(ts[i] - first_ts) + _varint(i) + _varint(-1)
-                + _varint(len(v)) + v + _varint(0))
-        recs += _varint(len(body)) + body
-    attrs = (0x10 if transactional else 0) | (0x20 if control else 0)
-    after_crc = struct.pack(">hiqqqhii", attrs, len(values) - 1, first_ts, max(ts), producer_id,
-                            producer_epoch, base_sequence, len(values)) + bytes(recs)
-    crc = native.crc32c(after_crc)
-    head = struct.pack(">ibI", leader_epoch, 2, crc)
-    return struct.pack(">qi", base_offset, len(head) + len(after_crc)) + head + after_crc
+    return build_batch([Record(None, v, timestamp=t) for v, t in zip(values, ts)],
+                       base_offset=base_offset, compression=compression, producer_id=producer_id,
+                       producer_epoch=producer_epoch, base_sequence=base_sequence,
+                       is_transactional=transactional, is_control=control,
+                       partition_leader_epoch=leader_epoch)
 
 
 def small_config(**kw) -> LogConfig:
