@@ -79,7 +79,9 @@ class UnifiedLog:
         self.unflushed_messages = 0
         self.last_flush_ms = now_ms() if now is None else now
         self.pending_deletes: list[tuple[int, LogSegment]] = []
-        self.log_start_listener: Callable[["UnifiedLog"], None] | None = None
+        # Set by LogManager: persists this dir's recovery-point and log-start
+        # checkpoints when they move backwards (truncation) or log start moves.
+        self.checkpoint_listener: Callable[["UnifiedLog"], None] | None = None
         self.closed = False
         self.topic_id = self._init_topic_id(topic_id)
         load_log(self, had_clean_shutdown, self.last_flush_ms)
@@ -271,6 +273,10 @@ class UnifiedLog:
         if self.unflushed_messages >= self.config.flush_messages:
             self.flush(now=now)
 
+    def _notify_checkpoint(self) -> None:
+        if self.checkpoint_listener is not None:
+            self.checkpoint_listener(self)
+
     def _check_open(self) -> None:
         if self.closed:
             raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"log {self.tp} is closed")
@@ -344,8 +350,7 @@ class UnifiedLog:
         self.producer_state.delete_snapshots_outside(offset, self._log_end_offset)
         if self.recovery_point < offset:
             self.recovery_point = offset
-        if self.log_start_listener is not None:
-            self.log_start_listener(self)
+        self._notify_checkpoint()
         return True
 
     def delete_records_before(self, offset: int) -> int:
@@ -391,6 +396,7 @@ class UnifiedLog:
         from kafkapy.log.recovery import rebuild_producer_state
 
         rebuild_producer_state(self)
+        self._notify_checkpoint()
         return True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -408,8 +414,7 @@ class UnifiedLog:
         self.log_start_offset = offset
         self.recovery_point = offset
         self.high_watermark = offset
-        if self.log_start_listener is not None:
-            self.log_start_listener(self)
+        self._notify_checkpoint()
 
     def _retire_segment(self, seg: LogSegment, now: int) -> None:
         """Unlink from the log now; rename `.deleted`; remove after file.delete.delay.ms

@@ -177,7 +177,7 @@ class LogManager:
         self._delete_dirs(now_ms(), force=True)
 
     def _register(self, tp: TopicPartition, log: UnifiedLog, d: str) -> None:
-        log.log_start_listener = lambda _log, d=d: self.write_log_start_checkpoint(d)
+        log.checkpoint_listener = lambda _log, d=d: self._write_offsets_checkpoints(d)
         self.logs[tp] = log
         self.log_dir_of[tp] = d
 
@@ -257,6 +257,10 @@ class LogManager:
         write_offset_checkpoint(os.path.join(d, LOG_START_CHECKPOINT),
                                 {tp: log.log_start_offset for tp, log in self._logs_in(d).items()
                                  if log.log_start_offset > log.segments[0].base_offset})
+
+    def _write_offsets_checkpoints(self, d: str) -> None:
+        self.write_recovery_point_checkpoint(d)
+        self.write_log_start_checkpoint(d)
 
     def write_hw_checkpoint(self, d: str) -> None:
         write_offset_checkpoint(os.path.join(d, HW_CHECKPOINT),

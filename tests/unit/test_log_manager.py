@@ -116,3 +116,16 @@ async def test_run_does_retention_flush_and_checkpoints(tmp_path):
         n.cancel_scope.cancel()
     assert log.log_start_offset == log.active_segment.base_offset
     m.shutdown()
+
+
+def test_truncation_checkpoints_recovery_point(tmp_path):
+    d = str(tmp_path / "d")
+    m = LogManager([d], 1, small_config(flush_messages=1))
+    log = m.get_or_create_log(TP)
+    fill(log, 10)
+    m.write_checkpoints()
+    rp_file = os.path.join(d, "recovery-point-offset-checkpoint")
+    assert read_offset_checkpoint(rp_file) == {TP: 20}
+    log.truncate_to(8)
+    assert read_offset_checkpoint(rp_file) == {TP: 8}  # never ahead of rewritten data
+    m.shutdown()

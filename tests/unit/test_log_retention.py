@@ -80,7 +80,7 @@ def test_delete_records_before(tmp_path):
         log.delete_records_before(51)
     assert e.value.code == ErrorCode.OFFSET_OUT_OF_RANGE
     seen = []
-    log.log_start_listener = lambda lg: seen.append(lg.log_start_offset)
+    log.checkpoint_listener = lambda lg: seen.append(lg.log_start_offset)
     assert log.delete_records_before(45) == 45 and seen == [45]
     assert all(s.base_offset <= 45 for s in log.segments[:1])
     assert log.segments[0].base_offset <= 45 < (log.segments[1].base_offset if len(log.segments) > 1 else 10**9)
