@@ -197,8 +197,10 @@ class UnifiedLog:
             nxt = last + 1
         updates, dup = self.producer_state.prepare(prod, from_client)
         if dup is not None:
-            return LogAppendInfo(dup.first_offset, dup.last_offset, dup.timestamp, dup.last_offset, -1,
-                                 self.log_start_offset, dup.offset_delta + 1, duplicate=True)
+            # The original batch's timestamp is its LogAppendTime on such topics.
+            return LogAppendInfo(dup.first_offset, dup.last_offset, dup.timestamp, dup.last_offset,
+                                 dup.timestamp if log_append_time else -1, self.log_start_offset,
+                                 dup.offset_delta + 1, duplicate=True)
         buf = records if not records.readonly else bytearray(records)
         native.assign_offsets(buf, first_offset, leader_epoch)
         if log_append_time:

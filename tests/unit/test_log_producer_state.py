@@ -146,3 +146,13 @@ def test_transactional_batches_hold_back_lso(tmp_path):
     log.append_as_leader(memoryview(marker), 0, 6_000, from_client=False)
     log.update_high_watermark(log.log_end_offset)
     assert log.last_stable_offset == 7
+
+
+def test_duplicate_on_log_append_time_topic_returns_original_time(tmp_path):
+    from test_log_helpers import small_config
+
+    log = open_log(tmp_path, small_config(message_timestamp_type="LogAppendTime"))
+    data = make_batch([b"a"], producer_id=PID, producer_epoch=0, base_sequence=0)
+    first = log.append_as_leader(memoryview(data), 0, 50_000)
+    dup = log.append_as_leader(memoryview(data), 0, 90_000)
+    assert dup.duplicate and dup.log_append_time == first.log_append_time == 50_000
