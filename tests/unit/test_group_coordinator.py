@@ -447,3 +447,14 @@ def test_deleted_group_with_inflight_commit_does_not_linger_dead() -> None:
     h.run(h.c.commit_offsets("s", "", None, -1, {("t", 0): OffsetValue(2)}, "c2", h.now))
     assert h.results["c2"].errors[("t", 0)] is E.NONE
     assert h.c.fetch_offsets("s", None)[1][("t", 0)].offset == 2
+
+
+def test_deleted_topic_offsets_are_dropped() -> None:
+    h = Harness()
+    h.run(h.c.commit_offsets("s", "", None, -1, {("gone", 0): OffsetValue(4),
+                                                ("kept", 0): OffsetValue(5)}, "c", h.now))
+    written = len(h.written)
+    h.run(h.c.remove_partitions([("gone", 0)], h.now))
+    assert list(h.c.fetch_offsets("s", None)[1]) == [("kept", 0)]
+    assert h.c.fetch_offsets("s", [("gone", 0)])[1][("gone", 0)].offset == -1
+    assert len(h.written) == written + 1 and h.written[-1][1] is None

@@ -243,6 +243,20 @@ class OffsetsMixin:
             out.appends.append(Append(write_id, self.partition_for(group.group_id), records))
         return out
 
+    def remove_partitions(self: GroupCoordinator, partitions: list[TP], now: int) -> Outcome:
+        """Forget (and tombstone) offsets of deleted topic partitions in every group, so a
+        topic re-created under the same name starts without stale positions."""
+        out = Outcome()
+        gone = set(partitions)
+        for group in list(self.groups.values()):
+            removed = [tp for tp in group.offsets if tp in gone]
+            for tp in removed:
+                del group.offsets[tp]
+                group.offset_positions.pop(tp, None)
+            if removed:
+                out.extend(self._cleanup(group, removed, now))
+        return out
+
     def cleanup_expired_offsets(self: GroupCoordinator, now: int) -> Outcome:
         """KIP-211 retention: an Empty group's offsets expire `retention` after it became
         Empty; a Stable consumer group's only for topics it no longer subscribes to."""

@@ -198,6 +198,11 @@ class GroupRuntime:
     def on_resigned(self, partition: int, leader_epoch: int | None) -> None:
         self._apply(self.coordinator.on_resigned(partition, leader_epoch))
 
+    def on_partitions_deleted(self, partitions: list[TopicPartition]) -> None:
+        """Hook for topic deletion (Kafka's handleDeletedPartitions)."""
+        self._apply(self.coordinator.remove_partitions(
+            [(tp.topic, tp.partition) for tp in partitions], now_ms()))
+
     async def _load_loop(self) -> None:
         async for partition, epoch in self._load_recv:
             while self._still_loading(partition, epoch):
