@@ -25,6 +25,7 @@ import trio
 from kafkapy.controller import decisions
 from kafkapy.controller import events as E
 from kafkapy.controller import requests as R
+from kafkapy.controller.alter_partition_edge import process_alter_partition
 from kafkapy.controller.actions import (Action, AddBrokerChannel, ControlRequest,
                                         CreatePartitionStates, DeleteIsrChangeNotifications,
                                         DeleteTopicZNodes, DeleteZNode, RemoveBrokerChannel,
@@ -34,6 +35,7 @@ from kafkapy.controller.context import ControllerContext
 from kafkapy.controller.rebalance import imbalanced_partitions
 from kafkapy.log.topic_partition import TopicPartition
 from kafkapy.protocol.errors import ErrorCode
+from kafkapy.protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
 from kafkapy.zk import data, paths
 from kafkapy.zk import events as zev
 from kafkapy.zk.client import KafkaZkClient
@@ -49,6 +51,15 @@ class _ShutdownCall:
     broker_epoch: int
     done: trio.Event = attrs.field(factory=trio.Event)
     result: tuple[int, list[TopicPartition]] = (int(ErrorCode.NOT_CONTROLLER), [])
+
+
+@attrs.define(slots=True, eq=False)
+class _AlterPartitionCall:
+    request: AlterPartitionRequest
+    version: int
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: AlterPartitionResponse = attrs.field(
+        factory=lambda: AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER))
 
 
 @attrs.frozen(slots=True)
@@ -126,6 +137,19 @@ class KafkaController:
         await call.done.wait()
         return call.result
 
+    async def alter_partition(self, request: AlterPartitionRequest, version: int) -> AlterPartitionResponse:
+        """AlterPartition API (key 56): validate, write the ISR conditionally, answer with
+        the stored state and new partition epoch; UpdateMetadata to all brokers."""
+        call = _AlterPartitionCall(request, version)
+        if not self._running:
+            return call.result
+        try:
+            self._send.send_nowait(call)
+        except trio.ClosedResourceError:
+            return call.result
+        await call.done.wait()
+        return call.result
+
     def enqueue(self, event: object) -> None:
         """Queue an event (e.g. PreferredReplicaElection from ElectLeaders)."""
         self._send.send_nowait(event)
@@ -142,6 +166,8 @@ class KafkaController:
                 await self._on_session(event)
             elif isinstance(event, _ShutdownCall):
                 await self._controlled_shutdown(event)
+            elif isinstance(event, _AlterPartitionCall):
+                await self._alter_partition(event)
             elif isinstance(event, _RebalanceTick):
                 await self._rebalance()
             elif self.ctx is not None:
@@ -160,7 +186,7 @@ class KafkaController:
             if ctx is not None:
                 await self.zk.delete_controller_node(ctx.epoch_zk_version)
         finally:
-            if isinstance(event, _ShutdownCall) and not event.done.is_set():
+            if isinstance(event, (_ShutdownCall, _AlterPartitionCall)) and not event.done.is_set():
                 event.done.set()
 
     async def _on_session(self, event: zev.ZkSessionEvent) -> None:
@@ -373,6 +399,13 @@ class KafkaController:
         call.result = (int(code), remaining)
         log.info("controlled shutdown of broker %d: %s, still leading %s", call.broker_id,
                  code.name, [str(tp) for tp in remaining])
+
+    async def _alter_partition(self, call: _AlterPartitionCall) -> None:
+        if self.ctx is None:
+            return  # default result: NOT_CONTROLLER
+        call.result, actions = await process_alter_partition(self.ctx, self.zk, call.request,
+                                                             call.version)
+        await self._apply(actions)
 
     async def _rebalance_timer(self, scope: trio.CancelScope) -> None:
         with scope:

@@ -6,6 +6,7 @@ import trio
 
 from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.errors import ErrorCode
+from kafkapy.zk import events as zev
 from kafkapy.zk import paths
 from kafkapy.zk.data import TopicAssignment
 from tests.integration.controller.controller_harness import FakeBroker, wait_until
@@ -106,3 +107,59 @@ async def test_controlled_shutdown_and_deletion(zookeeper_server: ZooKeeperServe
             assert stops and all(p.leader_epoch == -2 for p in stops)
         for b in brokers:
             await b.stop()
+
+
+async def test_alter_partition_writes_isr_conditionally(zookeeper_server: ZooKeeperServer) -> None:
+    from kafkapy.protocol.messages.alter_partition import AlterPartitionRequest
+
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        brokers = [FakeBroker(i, connect) for i in (1, 2)]
+        for b in brokers:
+            await b.start(nursery)
+        await wait_until(lambda: len(active(brokers)) == 1, what="controller")
+        ctl = active(brokers)[0].controller
+        zk = brokers[0].zk
+        await zk.create_topic("t", TopicAssignment({0: [1, 2]}))
+
+        async def elected() -> bool:
+            return len(await states(zk, "t", 1)) == 1
+        await wait_until(elected, what="partition state")
+        topic_id = (await zk.get_topic_assignment("t")).topic_id
+
+        def shrink(partition_epoch: int, broker_epoch: int) -> AlterPartitionRequest:
+            return AlterPartitionRequest(broker_id=1, broker_epoch=broker_epoch, topics=[
+                AlterPartitionRequest.TopicData(topic_id=topic_id, partitions=[
+                    AlterPartitionRequest.PartitionData(
+                        partition_index=0, leader_epoch=0, partition_epoch=partition_epoch,
+                        new_isr_with_epochs=[AlterPartitionRequest.BrokerState(
+                            broker_id=1, broker_epoch=brokers[0].epoch)])])])
+
+        stale = await ctl.alter_partition(shrink(0, brokers[0].epoch - 1), 3)
+        assert stale.error_code == ErrorCode.STALE_BROKER_EPOCH
+        ok = await ctl.alter_partition(shrink(0, brokers[0].epoch), 3)
+        part = ok.topics[0].partitions[0]
+        assert (ok.error_code, part.error_code, part.isr, part.leader_id, part.partition_epoch) == \
+            (0, 0, [1], 1, 1)
+        assert await states(zk, "t", 1) == {0: (1, [1], 0)}
+        again = await ctl.alter_partition(shrink(0, brokers[0].epoch), 3)  # same state: success
+        assert again.topics[0].partitions[0].error_code == 0
+        for b in brokers:
+            await b.stop()
+
+
+async def test_controller_resigns_when_its_fenced_write_is_rejected(
+        zookeeper_server: ZooKeeperServer) -> None:
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        broker = FakeBroker(1, connect)
+        await broker.start(nursery)
+        await wait_until(lambda: broker.controller.is_active, what="controller")
+        zk = broker.zk
+        # another controller's election bumped /controller_epoch behind our back (zombie case)
+        epoch, version = await zk.get_controller_epoch()
+        await zk.multi([zev.SetDataOp(paths.CONTROLLER_EPOCH, b"%d" % (epoch + 1), version)])
+        await zk.create_topic("t", TopicAssignment({0: [1]}))
+        await wait_until(lambda: not broker.controller.is_active, what="resignation")
+        assert await zk.get_partition_states([("t", 0)]) == {}
+        await broker.stop()
