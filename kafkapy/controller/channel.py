@@ -129,7 +129,12 @@ class ControllerChannelManager:
         with pipe.scope:
             try:
                 async for data, report in pipe.recv:
-                    message = to_message(data)
+                    try:
+                        message = to_message(data)
+                    except Exception:  # a bug in request building must not kill the controller
+                        log.exception("cannot encode %s for broker %d; dropped",
+                                      describe_request(data), broker_id)
+                        continue
                     while True:
                         try:
                             if conn is None or conn.closed:

@@ -411,7 +411,10 @@ class KafkaController:
         with scope:
             await trio.sleep(5)
             while True:
-                self._send.send_nowait(_RebalanceTick())
+                try:
+                    self._send.send_nowait(_RebalanceTick())
+                except trio.ClosedResourceError:
+                    return
                 await trio.sleep(self.rebalance_interval_s)
 
     async def _rebalance(self) -> None:

@@ -201,28 +201,28 @@ class KafkaZkClient(AdminOpsMixin):
             return data.decode_cluster_id(again[0])
 
     async def register_broker(self, registration: data.BrokerRegistration,
-                              wait_for_stale_ms: int = 0) -> int:
+                              wait_for_stale_ms: int | None = None) -> int:
         """Checked ephemeral create of `/brokers/ids/<id>`; returns the broker epoch (czxid).
 
         A node left by one of *our* earlier sessions is deleted and recreated. A node held by
-        another session is waited on for up to `wait_for_stale_ms` (a crashed predecessor's
-        session expires within the session timeout) and then BrokerAlreadyRegisteredError."""
+        another session is waited on for up to `wait_for_stale_ms` (default: the session
+        timeout, within which a crashed predecessor's session expires; 0 = fail at once, as
+        Kafka does) and then BrokerAlreadyRegisteredError."""
         path = paths.broker_path(registration.broker_id)
         payload = registration.encode()
-        with trio.move_on_after(wait_for_stale_ms / 1000.0):
-            while True:
-                epoch = await self._try_register(path, payload)
-                if epoch is not None:
-                    log.info("registered broker %d at %s, broker epoch %d",
-                             registration.broker_id, path, epoch)
-                    return epoch
-                await trio.sleep(0.2)
-        epoch = await self._try_register(path, payload)
-        if epoch is not None:
-            return epoch
-        raise ev.BrokerAlreadyRegisteredError(
-            f"broker id {registration.broker_id} already registered at {path} "
-            "by another live ZooKeeper session")
+        wait_ms = self.session.session_timeout_ms if wait_for_stale_ms is None else wait_for_stale_ms
+        deadline = trio.current_time() + wait_ms / 1000.0
+        while True:
+            epoch = await self._try_register(path, payload)
+            if epoch is not None:
+                log.info("registered broker %d at %s, broker epoch %d",
+                         registration.broker_id, path, epoch)
+                return epoch
+            if trio.current_time() >= deadline:
+                raise ev.BrokerAlreadyRegisteredError(
+                    f"broker id {registration.broker_id} already registered at {path} "
+                    "by another live ZooKeeper session")
+            await trio.sleep(0.2)
 
     async def _try_register(self, path: str, payload: bytes) -> int | None:
         results = await self.multi([ev.CreateOp(path, b"", ephemeral=True),

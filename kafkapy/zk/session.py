@@ -83,7 +83,14 @@ class ZkSession:
         self.client = KazooClient(hosts=hosts + chroot, timeout=self.session_timeout_ms / 1000.0,
                                   connection_retry=retry)
         self.client.add_listener(self._on_state)
-        await trio.to_thread.run_sync(functools.partial(self.client.start, timeout=timeout_s))
+        try:
+            await trio.to_thread.run_sync(functools.partial(self.client.start, timeout=timeout_s))
+        except Exception as exc:
+            client, self.client = self.client, None
+            await trio.to_thread.run_sync(lambda: (client.stop(), client.close()))
+            raise ev.ZkClientError(
+                f"could not connect to ZooKeeper {self.connect} within {timeout_s:g}s: {exc!r}"
+            ) from exc
         sid = self.session_id
         if sid is not None and sid not in self._session_ids:
             self._session_ids.append(sid)

@@ -71,13 +71,22 @@ async def test_registration_epoch_and_duplicate_id(zookeeper_server: ZooKeeperSe
         reg = await b.get_broker(1)
         assert reg is not None and reg.epoch == epoch and reg.endpoint().port == 9092
         with pytest.raises(ev.BrokerAlreadyRegisteredError, match="broker id 1 already registered"):
-            await b.register_broker(registration(1, 9093))
+            await b.register_broker(registration(1, 9093), wait_for_stale_ms=0)
+        with pytest.raises(ev.BrokerAlreadyRegisteredError):
+            await b.register_broker(registration(1, 9093), wait_for_stale_ms=500)
         # re-registering from the owning session is idempotent and keeps the epoch
         assert await a.register_broker(registration(1)) == epoch
-        await a.close()
-        # a's session ended, so its node is gone and b can take id 1 with a newer epoch
-        epoch_b = await b.register_broker(registration(1, 9093), wait_for_stale_ms=5000)
-        assert epoch_b > epoch
+        # b keeps trying while the holder lives; once a's session ends (whether or not b's
+        # first attempt came before that) b owns id 1 with a newer epoch
+        epochs: list[int] = []
+
+        async def register_b() -> None:
+            epochs.append(await b.register_broker(registration(1, 9093), wait_for_stale_ms=10000))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(register_b)
+            await a.close()
+        assert epochs[0] > epoch
         assert await b.get_all_broker_ids() == [1]
     finally:
         await a.close()
