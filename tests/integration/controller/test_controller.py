@@ -163,3 +163,34 @@ async def test_controller_resigns_when_its_fenced_write_is_rejected(
         await wait_until(lambda: not broker.controller.is_active, what="resignation")
         assert await zk.get_partition_states([("t", 0)]) == {}
         await broker.stop()
+
+
+async def test_session_expiry_resigns_and_another_broker_takes_over(
+        zookeeper_server: ZooKeeperServer) -> None:
+    from kazoo.client import KazooClient
+
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        brokers = [FakeBroker(i, connect) for i in (1, 2)]
+        for b in brokers:
+            await b.start(nursery)
+        await wait_until(lambda: len(active(brokers)) == 1, what="controller")
+        first = active(brokers)[0]
+        other = next(b for b in brokers if b is not first)
+        # expire the controller's session the classic way: a second client attaches to the
+        # same session id and closes it
+        sid, password = first.zk.kazoo.client_id
+
+        def hijack() -> None:
+            thief = KazooClient(hosts=zookeeper_server.connect, client_id=(sid, password))
+            thief.start(timeout=10)
+            thief.stop()
+            thief.close()
+        await trio.to_thread.run_sync(hijack)
+        # the expired controller resigns; whoever wins next (either broker may, once the
+        # first one has a new session) is the only active controller, at epoch 2
+        await wait_until(lambda: [b.controller.epoch for b in active(brokers)] == [2],
+                         what="a single controller at epoch 2")
+        assert first.zk.session_id != sid
+        for b in brokers:
+            await b.stop()
