@@ -23,7 +23,9 @@ import attrs
 import trio
 
 from kafkapy.controller import decisions
+from kafkapy.controller import elect_leaders as EL
 from kafkapy.controller import events as E
+from kafkapy.controller import zk_reads
 from kafkapy.controller import requests as R
 from kafkapy.controller.alter_partition_edge import process_alter_partition
 from kafkapy.controller.actions import (Action, AddBrokerChannel, ControlRequest,
@@ -36,7 +38,7 @@ from kafkapy.controller.rebalance import imbalanced_partitions
 from kafkapy.log.topic_partition import TopicPartition
 from kafkapy.protocol.errors import ErrorCode
 from kafkapy.protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
-from kafkapy.zk import data, paths
+from kafkapy.zk import paths
 from kafkapy.zk import events as zev
 from kafkapy.zk.client import KafkaZkClient
 
@@ -60,6 +62,14 @@ class _AlterPartitionCall:
     done: trio.Event = attrs.field(factory=trio.Event)
     result: AlterPartitionResponse = attrs.field(
         factory=lambda: AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER))
+
+
+@attrs.define(slots=True, eq=False)
+class _ElectLeadersCall:
+    election_type: int
+    partitions: list[TopicPartition] | None
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: dict[TopicPartition, ErrorCode] | None = None  # None: not the controller
 
 
 @attrs.frozen(slots=True)
@@ -150,6 +160,21 @@ class KafkaController:
         await call.done.wait()
         return call.result
 
+    async def elect_leaders(self, election_type: int, partitions: list[TopicPartition] | None
+                            ) -> dict[TopicPartition, ErrorCode] | None:
+        """ElectLeaders API (key 43): 0 = preferred, 1 = unclean; `partitions` None = all.
+        Per-partition error codes (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+        ELIGIBLE_LEADERS_NOT_AVAILABLE, ...), or None if this broker is not the controller."""
+        call = _ElectLeadersCall(election_type, partitions)
+        if not self._running:
+            return None
+        try:
+            self._send.send_nowait(call)
+        except trio.ClosedResourceError:
+            return None
+        await call.done.wait()
+        return call.result
+
     def enqueue(self, event: object) -> None:
         """Queue an event (e.g. PreferredReplicaElection from ElectLeaders)."""
         self._send.send_nowait(event)
@@ -168,6 +193,8 @@ class KafkaController:
                 await self._controlled_shutdown(event)
             elif isinstance(event, _AlterPartitionCall):
                 await self._alter_partition(event)
+            elif isinstance(event, _ElectLeadersCall):
+                await self._elect_leaders(event)
             elif isinstance(event, _RebalanceTick):
                 await self._rebalance()
             elif self.ctx is not None:
@@ -186,7 +213,8 @@ class KafkaController:
             if ctx is not None:
                 await self.zk.delete_controller_node(ctx.epoch_zk_version)
         finally:
-            if isinstance(event, (_ShutdownCall, _AlterPartitionCall)) and not event.done.is_set():
+            if isinstance(event, (_ShutdownCall, _AlterPartitionCall, _ElectLeadersCall)) \
+                    and not event.done.is_set():
                 event.done.set()
 
     async def _on_session(self, event: zev.ZkSessionEvent) -> None:
@@ -277,12 +305,10 @@ class KafkaController:
         self._channels = ControllerChannelManager(self.broker_id, self._nursery,
                                                   self._on_control_response, self.listener,
                                                   self.request_timeout_s)
-        for broker_id in await self.zk.get_all_broker_ids(watch=True):
-            reg = await self.zk.get_broker(broker_id, watch=True)
-            if reg is not None:
-                ctx.live_brokers[broker_id] = reg
-                self._channels.add_broker(reg)
-        await self._load_topics(ctx, await self.zk.get_all_topics(watch=True))
+        ctx.live_brokers = await zk_reads.read_brokers(self.zk)
+        for reg in ctx.live_brokers.values():
+            self._channels.add_broker(reg)
+        await zk_reads.load_topics(self.zk, ctx)
         self.ctx = ctx
         self._active_scope = trio.CancelScope()
         await self._apply(decisions.on_event(ctx, E.Failover()))
@@ -291,21 +317,6 @@ class KafkaController:
         await self._preferred_from_zk()
         if self.auto_rebalance:
             self._nursery.start_soon(self._rebalance_timer, self._active_scope)
-
-    async def _load_topics(self, ctx: ControllerContext, topics: list[str]) -> None:
-        """Assignments (watched), configs, missing topic ids (Kafka adds them), states."""
-        for topic in topics:
-            assignment = await self.zk.get_topic_assignment(topic, watch=True)
-            if assignment is None:
-                continue
-            if assignment.topic_id is None:
-                assignment = attrs.evolve(assignment, topic_id=data.random_uuid())
-                await self.zk.set_topic_assignment(topic, assignment, ctx.epoch_zk_version)
-            ctx.topic_configs[topic] = await self.zk.get_topic_config(topic)
-            ctx.add_topic(topic, assignment)
-        tps = [(tp.topic, tp.partition) for tp in ctx.all_partitions()]
-        for (t, p), state in (await self.zk.get_partition_states(tps)).items():
-            ctx.states[TopicPartition(t, p)] = state
 
     def _resign(self, why: str) -> None:
         if self.ctx is None:
@@ -334,53 +345,29 @@ class KafkaController:
 
     async def _broker_change(self) -> None:
         assert self.ctx is not None
-        current: dict[int, data.BrokerRegistration] = {}
-        for broker_id in await self.zk.get_all_broker_ids(watch=True):
-            reg = await self.zk.get_broker(broker_id, watch=True)
-            if reg is not None:
-                current[broker_id] = reg
-        await self._apply(decisions.on_event(self.ctx, E.BrokerChange(current)))
+        await self._apply(decisions.on_event(self.ctx, await zk_reads.broker_change(self.zk, self.ctx)))
 
     async def _topic_change(self) -> None:
         assert self.ctx is not None
-        topics = await self.zk.get_all_topics(watch=True)
-        assignments: dict[str, data.TopicAssignment] = {}
-        configs: dict[str, dict[str, str]] = {}
-        for topic in topics:
-            assignment = await self.zk.get_topic_assignment(topic, watch=True)
-            if assignment is None:
-                continue
-            if assignment.topic_id is None:
-                assignment = attrs.evolve(assignment, topic_id=data.random_uuid())
-                await self.zk.set_topic_assignment(topic, assignment, self.ctx.epoch_zk_version)
-            assignments[topic] = assignment
-            if topic not in self.ctx.topics:
-                configs[topic] = await self.zk.get_topic_config(topic)
-        await self._apply(decisions.on_event(self.ctx, E.TopicChange(assignments, configs)))
+        await self._apply(decisions.on_event(self.ctx, await zk_reads.topic_change(self.zk, self.ctx)))
 
     async def _topic_deletion(self) -> None:
         assert self.ctx is not None
-        topics = await self.zk.get_topics_marked_for_deletion(watch=True)
-        if topics or self.ctx.topics_to_delete:
-            await self._apply(decisions.on_event(self.ctx, E.TopicDeletion(frozenset(topics))))
+        event = await zk_reads.topic_deletion(self.zk)
+        if event.topics or self.ctx.topics_to_delete:
+            await self._apply(decisions.on_event(self.ctx, event))
 
     async def _isr_changes(self) -> None:
         assert self.ctx is not None
-        names = await self.zk.get_isr_change_notifications(watch=True)
-        if not names:
-            return
-        changed = sorted(set(await self.zk.get_isr_changes(names)))
-        states = await self.zk.get_partition_states(changed)
-        await self._apply(decisions.on_event(self.ctx, E.IsrChangeNotification(
-            tuple(names), {TopicPartition(t, p): s for (t, p), s in states.items()})))
+        event = await zk_reads.isr_changes(self.zk)
+        if event is not None:
+            await self._apply(decisions.on_event(self.ctx, event))
 
     async def _preferred_from_zk(self) -> None:
         assert self.ctx is not None
-        wanted = await self.zk.get_preferred_replica_election(watch=True)
-        if wanted is None:
-            return
-        await self._apply(decisions.on_event(self.ctx, E.PreferredReplicaElection(
-            tuple(TopicPartition(t, p) for t, p in wanted), from_admin_node=True)))
+        event = await zk_reads.preferred_election(self.zk)
+        if event is not None:
+            await self._apply(decisions.on_event(self.ctx, event))
 
     # --- API events ----------------------------------------------------------------
 
@@ -406,6 +393,21 @@ class KafkaController:
         call.result, actions = await process_alter_partition(self.ctx, self.zk, call.request,
                                                              call.version)
         await self._apply(actions)
+
+    async def _elect_leaders(self, call: _ElectLeadersCall) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        tps = call.partitions if call.partitions is not None else ctx.all_partitions()
+        results, todo = EL.precheck(ctx, call.election_type, tps)
+        if todo:
+            event: object = (E.PreferredReplicaElection(tuple(todo)) if call.election_type == EL.PREFERRED
+                             else E.UncleanElection(tuple(todo)))
+            await self._apply(decisions.on_event(ctx, event))
+            if self.ctx is not ctx:
+                return
+            results.update(EL.outcome(ctx, call.election_type, todo))
+        call.result = results
 
     async def _rebalance_timer(self, scope: trio.CancelScope) -> None:
         with scope:

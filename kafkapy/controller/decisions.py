@@ -15,7 +15,7 @@ from kafkapy.controller.actions import (Action, AddBrokerChannel, DeleteIsrChang
                                         DeleteTopicZNodes, DeleteZNode, RemoveBrokerChannel)
 from kafkapy.controller.context import ControllerContext
 from kafkapy.controller.state_machines import (Planner, controlled_shutdown_strategy, describe,
-                                               preferred_strategy)
+                                               preferred_strategy, unclean_strategy)
 from kafkapy.log.topic_partition import TopicPartition
 from kafkapy.protocol.errors import ErrorCode
 from kafkapy.zk import paths
@@ -322,6 +322,16 @@ def _preferred_election(p: Planner, ev: E.PreferredReplicaElection) -> None:
         p.actions.append(DeleteZNode(paths.PREFERRED_REPLICA_ELECTION))
 
 
+def _unclean_election(p: Planner, ev: E.UncleanElection) -> None:
+    ctx = p.ctx
+    todo = [tp for tp in ev.partitions if tp in ctx.states and not ctx.is_deleting(tp.topic)
+            and not ctx.is_replica_online(ctx.states[tp].leader)]
+    p.offline_partitions(todo)
+    failed = p.online_partitions(todo, unclean_strategy)
+    p.note(f"admin unclean election for {describe(todo)}"
+           + (f"; no live replica for {describe(failed)}" if failed else ""))
+
+
 def _retry_election(p: Planner, ev: E.RetryElection) -> None:
     ctx = p.ctx
     tps = [tp for tp in ev.partitions if tp in ctx.assignments and not ctx.is_deleting(tp.topic)]
@@ -347,5 +357,6 @@ _HANDLERS = {
     E.IsrChangeNotification: _isr_change,
     E.ControlledShutdown: _controlled_shutdown,
     E.PreferredReplicaElection: _preferred_election,
+    E.UncleanElection: _unclean_election,
     E.RetryElection: _retry_election,
 }

@@ -108,6 +108,13 @@ class PreferredReplicaElection:
 
 
 @attrs.frozen(slots=True)
+class UncleanElection:
+    """Admin-requested unclean election (ElectLeaders type 1) for leaderless partitions."""
+
+    partitions: tuple[TopicPartition, ...]
+
+
+@attrs.frozen(slots=True)
 class RetryElection:
     """A planned state write was rejected (BADVERSION); states were reloaded: elect again."""
 

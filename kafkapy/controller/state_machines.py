@@ -44,6 +44,11 @@ def offline_strategy(ctx: ControllerContext, tp: TopicPartition,
                                      ctx.unclean_allowed(tp.topic))
 
 
+def unclean_strategy(ctx: ControllerContext, tp: TopicPartition,
+                     state: PartitionState) -> election.ElectionChoice | None:
+    return election.offline_election(ctx.replicas(tp), state.isr, ctx.live_broker_ids, True)
+
+
 def preferred_strategy(ctx: ControllerContext, tp: TopicPartition,
                        state: PartitionState) -> election.ElectionChoice | None:
     return election.preferred_election(ctx.replicas(tp), state.isr, ctx.live_broker_ids)

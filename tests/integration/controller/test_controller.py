@@ -194,3 +194,39 @@ async def test_session_expiry_resigns_and_another_broker_takes_over(
         assert first.zk.session_id != sid
         for b in brokers:
             await b.stop()
+
+
+async def test_elect_leaders_preferred(zookeeper_server: ZooKeeperServer) -> None:
+    from kafkapy.log.topic_partition import TopicPartition
+
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        brokers = [FakeBroker(i, connect) for i in (1, 2)]
+        for b in brokers:
+            await b.start(nursery)
+        await wait_until(lambda: len(active(brokers)) == 1, what="controller")
+        ctl = active(brokers)[0].controller
+        zk = brokers[0].zk
+        await zk.create_topic("t", TopicAssignment({0: [2, 1]}))
+
+        async def led_by(broker: int) -> bool:
+            return (await states(zk, "t", 1)).get(0, (None,))[0] == broker
+        await wait_until(lambda: led_by(2), what="initial leader")
+        tp = TopicPartition("t", 0)
+        assert await ctl.elect_leaders(0, [tp]) == {tp: ErrorCode.ELECTION_NOT_NEEDED}
+        # move leadership away with a controlled shutdown, then bring broker 2 back in the ISR
+        await ctl.controlled_shutdown(2, brokers[1].epoch)
+        assert await led_by(1)
+        ctl.ctx.shutting_down.discard(2)  # as if broker 2 had restarted (a bounce clears it)
+        assert (await ctl.elect_leaders(0, [tp]))[tp] == ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+        state = (await zk.get_partition_states([("t", 0)]))[("t", 0)]
+        from kafkapy.protocol.messages.alter_partition import AlterPartitionRequest
+        grow = AlterPartitionRequest(broker_id=1, broker_epoch=brokers[0].epoch, topics=[
+            AlterPartitionRequest.TopicData(topic_name="t", partitions=[
+                AlterPartitionRequest.PartitionData(partition_index=0, leader_epoch=state.leader_epoch,
+                                                    partition_epoch=state.zk_version, new_isr=[1, 2])])])
+        assert (await ctl.alter_partition(grow, 1)).topics[0].partitions[0].error_code == 0
+        assert await ctl.elect_leaders(0, None) == {tp: ErrorCode.NONE}
+        assert await led_by(2)
+        for b in brokers:
+            await b.stop()
