@@ -114,7 +114,8 @@ class RequestBatch:
                 out.append(ControlRequest(broker, self._leader_and_isr(broker)))
         for broker in sorted(self.update_metadata):
             if broker in live:
-                out.append(ControlRequest(broker, self._update_metadata(self.update_metadata[broker])))
+                out.append(ControlRequest(broker, self._update_metadata(
+                    broker, self.update_metadata[broker])))
         for broker in sorted(self.stop_replica):
             if broker in live:
                 out.append(ControlRequest(broker, self._stop_replica(broker),
@@ -149,7 +150,7 @@ class RequestBatch:
         return R.LeaderAndIsrData(self.ctx.controller_id, self.ctx.epoch,
                                   self.ctx.broker_epoch(broker), list(topics.values()), live_leaders)
 
-    def _update_metadata(self, tps: set[TopicPartition]) -> R.UpdateMetadataData:
+    def _update_metadata(self, broker: int, tps: set[TopicPartition]) -> R.UpdateMetadataData:
         topics: dict[str, R.UpdateMetadataTopicState] = {}
         for tp in _sorted(tps):
             state = self.ctx.states.get(tp)
@@ -172,8 +173,8 @@ class RequestBatch:
                 R.UpdateMetadataEndpoint(ep.port, ep.host, ep.listener,
                                          R.SECURITY_PROTOCOL_IDS.get(ep.security_protocol, 0))
                 for ep in reg.endpoints], reg.rack))
-        return R.UpdateMetadataData(self.ctx.controller_id, self.ctx.epoch, -1,
-                                    list(topics.values()), brokers)
+        return R.UpdateMetadataData(self.ctx.controller_id, self.ctx.epoch,
+                                    self.ctx.broker_epoch(broker), list(topics.values()), brokers)
 
     def _stop_replica(self, broker: int) -> R.StopReplicaData:
         parts = self.stop_replica[broker]

@@ -73,6 +73,7 @@ def test_topic_creation_new_to_online() -> None:
     assert {(l.broker_id, l.port) for l in requests(actions, R.LeaderAndIsrData, 1)[0].live_leaders} == \
         {(1, 9091), (2, 9092)}
     um = requests(actions, R.UpdateMetadataData, 1)[0]
+    assert um.broker_epoch == 101 and um.controller_id == 1 and um.controller_epoch == 5
     assert [p.leader for p in um.topic_states[0].partition_states] == [2, 1]
     assert um.topic_states[0].partition_states[1].offline_replicas == [3]
     assert [b.id for b in um.live_brokers] == [1, 2]

@@ -49,3 +49,14 @@ def test_unclean_election_without_live_replica() -> None:
     ctx.partition_states[tp(0)] = C.OFFLINE
     on_event(ctx, E.UncleanElection((tp(0),)))
     assert EL.outcome(ctx, EL.UNCLEAN, [tp(0)]) == {tp(0): ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE}
+
+
+def test_auto_rebalance_picks_partitions_of_imbalanced_brokers() -> None:
+    from kafkapy.controller.rebalance import imbalanced_partitions
+
+    # broker 1 prefers 4 partitions but leads only 2 (50% imbalance); broker 2 leads its own
+    ctx = make_ctx(assignment={0: [1, 2], 1: [1, 2], 2: [1, 2], 3: [1, 3], 4: [2, 1]},
+                   states={0: (1, [1, 2], 0, 0), 1: (1, [1, 2], 0, 0), 2: (2, [2, 1], 0, 0),
+                           3: (3, [3], 0, 0), 4: (2, [2, 1], 0, 0)})
+    assert imbalanced_partitions(ctx, 10) == [tp(2)]  # t-3: preferred 1 is not in the ISR
+    assert imbalanced_partitions(ctx, 50) == []
