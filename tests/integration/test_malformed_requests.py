@@ -32,9 +32,12 @@ def _still_serving(broker) -> None:
         assert 18 in api_versions_v0(s)
 
 
-def _request(api_key: int, version: int, body: bytes, correlation_id: int = 7) -> bytes:
+def _request(api_key: int, version: int, body: bytes, correlation_id: int = 7,
+             tagged_header: bool = False) -> bytes:
     client = b"malformed-test"
     header = struct.pack(">hhih", api_key, version, correlation_id, len(client)) + client
+    if tagged_header:
+        header += b"\x00"
     payload = header + body
     return struct.pack(">i", len(payload)) + payload
 
@@ -87,7 +90,8 @@ def test_unknown_api_key_and_unsupported_version(broker):
 
 def test_unsupported_api_versions_version_gets_kip511_answer(broker):
     with _connect(broker) as s:
-        s.sendall(_request(18, 99, b"", correlation_id=42))
+        # Versions >= 3 use request header v2: client id, then an empty tagged-field section.
+        s.sendall(_request(18, 99, b"", correlation_id=42, tagged_header=True))
         size = struct.unpack(">i", s.recv(4))[0]
         body = b""
         while len(body) < size:
