@@ -183,8 +183,14 @@ class KafkaController:
 
     async def _process(self, event: object) -> None:
         try:
-            if isinstance(event, E.Startup):
+            if isinstance(event, (E.Startup, E.Reelect)):
+                if isinstance(event, E.Reelect):
+                    self._maybe_resign(-1)
                 await self._elect()
+            elif isinstance(event, E.ControllerChange):
+                await self._refresh_controller_id()
+            elif isinstance(event, E.Expire):
+                self._resign("ZooKeeper session expired")
             elif isinstance(event, zev.ZkWatchEvent):
                 await self._on_watch(event)
             elif isinstance(event, zev.ZkSessionEvent):
@@ -219,7 +225,7 @@ class KafkaController:
 
     async def _on_session(self, event: zev.ZkSessionEvent) -> None:
         if event.state == zev.LOST:
-            self._resign("ZooKeeper session expired")
+            await self._process(E.Expire())
         elif event.state == zev.CONNECTED:
             # kazoo dropped every watch on disconnect: re-read to re-arm them
             if self.ctx is None:
@@ -230,11 +236,7 @@ class KafkaController:
     async def _on_watch(self, event: zev.ZkWatchEvent) -> None:
         path = event.path
         if path == paths.CONTROLLER:
-            if event.kind == zev.DELETED:
-                self._maybe_resign(-1)
-                await self._elect()
-            else:
-                await self._refresh_controller_id()
+            await self._process(E.Reelect() if event.kind == zev.DELETED else E.ControllerChange())
             return
         if self.ctx is None:
             return

@@ -7,8 +7,6 @@ returned actions. Each handler logs its decision in plain words.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
-
 from kafkapy.controller import context as C
 from kafkapy.controller import events as E
 from kafkapy.controller.actions import (Action, AddBrokerChannel, DeleteIsrChangeNotifications,
@@ -340,10 +338,6 @@ def _retry_election(p: Planner, ev: E.RetryElection) -> None:
     existing = [tp for tp in tps if tp in ctx.states]
     p.offline_partitions(existing)
     p.online_partitions(tps)
-
-
-def elected_partitions(actions: Iterable[Action]) -> list[TopicPartition]:
-    return [tp for a in actions if hasattr(a, "states") for tp in a.states]  # type: ignore[attr-defined]
 
 
 _HANDLERS = {
