@@ -217,7 +217,10 @@ class KafkaController:
             ctx = self.ctx
             self._resign("unexpected error")
             if ctx is not None:
-                await self.zk.delete_controller_node(ctx.epoch_zk_version)
+                try:
+                    await self.zk.delete_controller_node(ctx.epoch_zk_version)
+                except Exception:
+                    log.exception("could not delete /controller after the error")
         finally:
             if isinstance(event, (_ShutdownCall, _AlterPartitionCall, _ElectLeadersCall)) \
                     and not event.done.is_set():
@@ -297,7 +300,10 @@ class KafkaController:
         except Exception:
             log.exception("controller failover failed; giving up controllership")
             self._resign("failover error")
-            await self.zk.delete_controller_node(result.epoch_zk_version)
+            try:
+                await self.zk.delete_controller_node(result.epoch_zk_version)
+            except Exception:
+                log.exception("could not delete /controller after the failed failover")
 
     async def _failover(self, epoch: int, epoch_zk_version: int) -> None:
         assert self._nursery is not None
@@ -321,10 +327,11 @@ class KafkaController:
             self._nursery.start_soon(self._rebalance_timer, self._active_scope)
 
     def _resign(self, why: str) -> None:
-        if self.ctx is None:
-            return
-        log.warning("broker %d resigns as controller (epoch %d): %s", self.broker_id,
-                    self.ctx.epoch, why)
+        """Stop acting at once: drop the context, the send queues and timers (also cleans up
+        after a failover that failed before the context was installed)."""
+        if self.ctx is not None:
+            log.warning("broker %d resigns as controller (epoch %d): %s", self.broker_id,
+                        self.ctx.epoch, why)
         self.ctx = None
         if self._channels is not None:
             self._channels.shutdown()
