@@ -12,23 +12,26 @@ import random
 import time
 from typing import Callable
 
-import attrs
-
 from kafkapy import native
 from kafkapy.log.checkpoint import read_partition_metadata, write_partition_metadata
 from kafkapy.log.config import LogConfig
 from kafkapy.log.epoch_cache import LeaderEpochFileCache
-from kafkapy.log.producer_state import ProducerBatch, ProducerStateManager
+from kafkapy.log.list_offsets import (  # noqa: F401  (re-exported for callers)
+    EARLIEST_LOCAL_TIMESTAMP,
+    EARLIEST_TIMESTAMP,
+    LATEST_TIERED_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    MAX_TIMESTAMP,
+    TimestampOffset,
+    fetch_offset_by_timestamp,
+)
+from kafkapy.log.producer_state import CompletedTxn, ProducerBatch, ProducerStateManager
 from kafkapy.log.records import FetchDataInfo, LogAppendInfo
 from kafkapy.log.segment import LogSegment
 from kafkapy.log.topic_partition import TopicPartition
+from kafkapy.log.txn_index import CONTROL_ABORT, AbortedTxn, collect_aborted, control_type
 from kafkapy.protocol.errors import ErrorCode, KafkaError
 
-EARLIEST_TIMESTAMP = -2
-LATEST_TIMESTAMP = -1
-MAX_TIMESTAMP = -3
-EARLIEST_LOCAL_TIMESTAMP = -4
-LATEST_TIERED_TIMESTAMP = -5
 _ATTR_LOG_APPEND_TIME = 0x08
 
 
@@ -43,15 +46,6 @@ class UnexpectedAppendOffsetError(KafkaError):
         super().__init__(ErrorCode.UNKNOWN_SERVER_ERROR, message)
         self.first_offset = first_offset
         self.last_offset = last_offset
-
-
-@attrs.frozen(slots=True)
-class TimestampOffset:
-    """ListOffsets answer: offset found, its timestamp, and the epoch that wrote it."""
-
-    timestamp: int
-    offset: int
-    leader_epoch: int
 
 
 class UnifiedLog:
@@ -189,13 +183,16 @@ class UnifiedLog:
             ts = now_ms if log_append_time else b.max_timestamp
             if ts > max_ts:
                 max_ts, offset_of_max = ts, last
+            if b.is_control and control_type(records, b.position) not in (0, 1):
+                raise KafkaError(ErrorCode.INVALID_RECORD, "malformed control record")
             if b.producer_id >= 0:
+                is_abort = b.is_control and control_type(records, b.position) == CONTROL_ABORT
                 prod.append(ProducerBatch(b.producer_id, b.producer_epoch, b.base_sequence, nxt, last,
-                                          ts, b.is_transactional, b.is_control))
+                                          ts, b.is_transactional, b.is_control, is_abort))
             entries.append((b.position, b.size, last, ts))
             count += b.record_count
             nxt = last + 1
-        updates, dup = self.producer_state.prepare(prod, from_client)
+        updates, dup, completed = self.producer_state.prepare(prod, from_client)
         if dup is not None:
             # The original batch's timestamp is its LogAppendTime on such topics.
             return LogAppendInfo(dup.first_offset, dup.last_offset, dup.timestamp, dup.last_offset,
@@ -209,6 +206,8 @@ class UnifiedLog:
             self.leader_epoch_cache.assign(leader_epoch, first_offset)
         self._write(buf, entries, first_offset, nxt - 1, max_ts, now_ms)
         self.producer_state.commit(updates, nxt)
+        for txn in completed:
+            self._index_completed_txn(txn)
         self._after_append(nxt, count, now_ms)
         return LogAppendInfo(first_offset, nxt - 1, max_ts, offset_of_max,
                              now_ms if log_append_time else -1, self.log_start_offset, count,
@@ -249,9 +248,12 @@ class UnifiedLog:
         for b in batches:
             if b.partition_leader_epoch > cache.latest_epoch:
                 cache.assign(b.partition_leader_epoch, b.base_offset)
-            self.producer_state.update_from_batch(ProducerBatch(
+            is_abort = b.is_control and control_type(records, b.position) == CONTROL_ABORT
+            done = self.producer_state.update_from_batch(ProducerBatch(
                 b.producer_id, b.producer_epoch, b.base_sequence, b.base_offset, b.last_offset,
-                b.max_timestamp, b.is_transactional, b.is_control))
+                b.max_timestamp, b.is_transactional, b.is_control, is_abort))
+            if done is not None:
+                self._index_completed_txn(done)
         self._after_append(last_offset + 1, count, t)
         lat = max_ts if batches[0].attributes & _ATTR_LOG_APPEND_TIME else -1
         return LogAppendInfo(first_offset, last_offset, max_ts, offset_of_max, lat,
@@ -268,6 +270,13 @@ class UnifiedLog:
         except OSError as exc:
             # Nothing was acknowledged: the segment size only moves after a whole write.
             raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"{self.tp}: {exc}") from exc
+
+    def _index_completed_txn(self, txn: CompletedTxn) -> None:
+        """Aborted transactions go to the `.txnindex` of the segment holding the marker."""
+        if txn.is_aborted:
+            lso = self.producer_state.last_stable_offset_after(txn)
+            self.active_segment.txn_index.append(
+                AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, lso))
 
     def _after_append(self, next_offset: int, count: int, now: int) -> None:
         self._log_end_offset = next_offset
@@ -397,6 +406,7 @@ class UnifiedLog:
         self.high_watermark = min(self.high_watermark, leo)
         from kafkapy.log.recovery import rebuild_producer_state
 
+        self.producer_state.delete_snapshots_outside(self.log_start_offset, leo)
         rebuild_producer_state(self)
         self._notify_checkpoint()
         return True
@@ -437,34 +447,17 @@ class UnifiedLog:
         self.pending_deletes = keep
         return done
 
-    # ---- ListOffsets ------------------------------------------------------------
+    # ---- ListOffsets / read_committed -----------------------------------------
     def fetch_offset_by_timestamp(self, timestamp: int) -> TimestampOffset | None:
         """Earliest offset with timestamp >= `timestamp`, or the special targets
         -2 earliest, -1 latest, -3 max timestamp, -4 earliest local."""
-        cache = self.leader_epoch_cache
-        if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
-            ep = cache.epoch_for_offset(self.log_start_offset)
-            return TimestampOffset(-1, self.log_start_offset, -1 if ep is None else ep)
-        if timestamp in (LATEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP):
-            return TimestampOffset(-1, self._log_end_offset, cache.latest_epoch)
-        if timestamp == MAX_TIMESTAMP:
-            best = None
-            for seg in self.segments:
-                if seg.max_timestamp_so_far >= 0 and (best is None or seg.max_timestamp_so_far > best.max_timestamp_so_far):
-                    best = seg
-            if best is None:
-                return None
-            off = best.offset_of_max_timestamp_so_far
-            ep = cache.epoch_for_offset(off)
-            return TimestampOffset(best.max_timestamp_so_far, off, -1 if ep is None else ep)
-        for seg in self.segments:
-            if seg.largest_timestamp() < timestamp or seg.size == 0:
-                continue
-            found = seg.find_offset_by_timestamp(timestamp, self.log_start_offset)
-            if found is not None:
-                ep = cache.epoch_for_offset(found[0])
-                return TimestampOffset(found[1], found[0], -1 if ep is None else ep)
-        return None
+        return fetch_offset_by_timestamp(self, timestamp)
+
+    def collect_aborted_transactions(self, fetch_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [fetch_offset, upper_offset) for a
+        read_committed fetch (upper_offset: the LSO, or the end of the fetched data)."""
+        i = max(self._segment_floor_index(fetch_offset), 0)
+        return collect_aborted((s.txn_index for s in self.segments[i:]), fetch_offset, upper_offset)
 
     # ---- close ------------------------------------------------------------------
     def close(self) -> None:

@@ -109,6 +109,17 @@ class ProducerBatch:
     max_timestamp: int
     is_transactional: bool = False
     is_control: bool = False
+    is_abort: bool = False  # control batches: ABORT (True) or COMMIT marker
+
+
+@attrs.frozen(slots=True)
+class CompletedTxn:
+    """A transaction ended by a marker at `last_offset`."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
 
 
 class ProducerStateManager:
@@ -123,14 +134,16 @@ class ProducerStateManager:
 
     # ---- validation and update ---------------------------------------------------
     def prepare(self, batches: Iterable[ProducerBatch], from_client: bool
-                ) -> tuple[dict[int, ProducerStateEntry], BatchMetadata | None]:
+                ) -> tuple[dict[int, ProducerStateEntry], BatchMetadata | None, list[CompletedTxn]]:
         """Check `batches` against the current state without changing it.
 
-        Returns the updated entries to `commit` after the write, or (…, duplicate)
-        when a client retried a batch that is already in the log.  Raises KafkaError
+        Returns the updated entries to `commit` after the write, the duplicate's
+        metadata when a client retried a batch that is already in the log, and the
+        transactions the batches' markers complete.  Raises KafkaError
         INVALID_PRODUCER_EPOCH / OUT_OF_ORDER_SEQUENCE_NUMBER (client appends only;
         replicated data is taken as the leader wrote it)."""
         updates: dict[int, ProducerStateEntry] = {}
+        completed: list[CompletedTxn] = []
         for b in batches:
             if b.producer_id < 0:
                 continue
@@ -139,26 +152,36 @@ class ProducerStateManager:
                 last_seq = increment_seq(b.base_sequence, b.last_offset - b.first_offset)
                 dup = current.find_duplicate(b.producer_epoch, b.base_sequence, last_seq)
                 if dup is not None:
-                    return updates, dup
+                    return updates, dup, completed
             entry = updates.get(b.producer_id)
             if entry is None:
                 entry = current.copy() if current is not None else ProducerStateEntry(b.producer_id)
                 updates[b.producer_id] = entry
-            _apply(entry, b, from_client)
-        return updates, None
+            done = _apply(entry, b, from_client)
+            if done is not None:
+                completed.append(done)
+        return updates, None, completed
 
     def commit(self, updates: dict[int, ProducerStateEntry], end_offset: int) -> None:
         self.producers.update(updates)
         self.map_end_offset = end_offset
 
-    def update_from_batch(self, b: ProducerBatch) -> None:
+    def update_from_batch(self, b: ProducerBatch) -> CompletedTxn | None:
         """Replay one batch from the log (recovery, follower): no checks."""
+        done = None
         if b.producer_id >= 0:
             entry = self.producers.get(b.producer_id)
             if entry is None:
                 entry = self.producers[b.producer_id] = ProducerStateEntry(b.producer_id)
-            _apply(entry, b, False)
+            done = _apply(entry, b, False)
         self.map_end_offset = b.last_offset + 1
+        return done
+
+    def last_stable_offset_after(self, txn: CompletedTxn) -> int:
+        """LSO once `txn` completed: first offset of another producer's open txn."""
+        offs = [e.current_txn_first_offset for pid, e in self.producers.items()
+                if pid != txn.producer_id and e.current_txn_first_offset >= 0]
+        return min(offs) if offs else txn.last_offset + 1
 
     def first_unstable_offset(self) -> int | None:
         offs = [e.current_txn_first_offset for e in self.producers.values() if e.current_txn_first_offset >= 0]
@@ -254,17 +277,21 @@ def decode_snapshot(data: bytes) -> list[ProducerStateEntry]:
     return out
 
 
-def _apply(entry: ProducerStateEntry, b: ProducerBatch, from_client: bool) -> None:
-    """Kafka's ProducerAppendInfo rules for one batch onto `entry` (mutated)."""
+def _apply(entry: ProducerStateEntry, b: ProducerBatch, from_client: bool) -> CompletedTxn | None:
+    """Kafka's ProducerAppendInfo rules for one batch onto `entry` (mutated); returns
+    the transaction a marker completes."""
     if b.producer_epoch < entry.producer_epoch and from_client:
         raise KafkaError(ErrorCode.INVALID_PRODUCER_EPOCH,
                          f"epoch {b.producer_epoch} is older than {entry.producer_epoch} "
                          f"for producer {b.producer_id}")
     if b.is_control:
+        done = None
+        if entry.current_txn_first_offset >= 0:
+            done = CompletedTxn(b.producer_id, entry.current_txn_first_offset, b.last_offset, b.is_abort)
         entry.maybe_update_epoch(b.producer_epoch)
         entry.current_txn_first_offset = -1
         entry.last_timestamp = b.max_timestamp
-        return
+        return done
     if from_client:
         if b.producer_epoch != entry.producer_epoch:
             if b.base_sequence != 0 and entry.producer_epoch != NO_EPOCH:
@@ -280,3 +307,4 @@ def _apply(entry: ProducerStateEntry, b: ProducerBatch, from_client: bool) -> No
                     b.max_timestamp)
     if b.is_transactional and entry.current_txn_first_offset < 0:
         entry.current_txn_first_offset = b.first_offset
+    return None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from kafkapy.log.producer_state import ProducerBatch
 from kafkapy.log.records import iter_headers, read_header
 from kafkapy.log.segment import LogSegment
+from kafkapy.log.txn_index import CONTROL_ABORT, AbortedTxn, control_type
 
 if TYPE_CHECKING:
     from kafkapy.log.log import UnifiedLog
@@ -46,44 +47,22 @@ def load_log(log: "UnifiedLog", had_clean_shutdown: bool, now: int) -> None:
     """Populate `log` from its directory, recovering unflushed data."""
     cfg = log.config
     bases = _cleanup_dir(log.dir)
-    recover_from = None
+    recover_from = len(bases)
     if not had_clean_shutdown and bases:
-        below = [b for b in bases if b <= log.recovery_point]
-        recover_from = below[-1] if below else bases[0]
-    for base in bases:
+        below = [i for i, b in enumerate(bases) if b <= log.recovery_point]
+        recover_from = below[-1] if below else 0
+    for i, base in enumerate(bases):
         missing = any(not os.path.exists(os.path.join(log.dir, f"{base:020d}{s}"))
                       for s in (".index", ".timeindex"))
         seg = LogSegment(log.dir, base, cfg.index_interval_bytes, cfg.segment_index_bytes, now)
-        if (recover_from is None or base < recover_from) and (missing or not seg.sanity_check()):
-            seg.rebuild()  # bad or missing index: rebuilt even after a clean shutdown
         log._add_segment(seg)
-
-    if not had_clean_shutdown and log.segments:
-        start = max(log._segment_floor_index(log.recovery_point), 0)
-        cache = log.leader_epoch_cache
-        pending: list[tuple[int, int]] = []
-
-        def on_batch(b) -> None:
-            if b.partition_leader_epoch >= 0 and (not pending or b.partition_leader_epoch > pending[-1][0]):
-                pending.append((b.partition_leader_epoch, b.base_offset))
-
-        for i in range(start, len(log.segments)):
-            seg = log.segments[i]
-            truncated = seg.rebuild(on_batch=on_batch)
-            if truncated:
-                logger.warning("%s: invalid bytes at %d of segment %d; truncated %d bytes and "
-                               "dropped %d later segments", log.tp, seg.size, seg.base_offset,
-                               truncated, len(log.segments) - i - 1)
-                for later in list(log.segments[i + 1:]):
-                    log._remove_segment(later)
-                    later.delete_files()
-                break
-        for epoch, off in pending:
-            if epoch > cache.latest_epoch:
-                cache.assign(epoch, off, flush=False)
-        cache.flush()
-        for seg in log.segments[start:]:
-            seg.flush()
+        if i < recover_from and (missing or not seg.sanity_check()):
+            # A bad or missing index is rebuilt even after a clean shutdown; the
+            # transaction index needs producer state, so recover from here on.
+            recover_from = i
+    recovered = recover_from < len(log.segments)
+    if recovered:
+        _recover_segments(log, recover_from)
 
     if not log.segments:
         log._add_segment(LogSegment(log.dir, log.log_start_offset, cfg.index_interval_bytes,
@@ -97,20 +76,63 @@ def load_log(log: "UnifiedLog", had_clean_shutdown: bool, now: int) -> None:
     active.time_index.resize(active.time_index.max_index_size)
 
     leo = log._log_end_offset
+    if not recovered:
+        rebuild_producer_state(log)
     if log.log_start_offset > leo:
         # The log start was checkpointed past data we no longer have: start over there.
-        start_at = log.log_start_offset
-        log.truncate_fully_and_start_at(start_at)
+        log.truncate_fully_and_start_at(log.log_start_offset)
         return
     log.log_start_offset = max(log.log_start_offset, log.segments[0].base_offset)
-    # Clean shutdown flushed everything; otherwise the recovered tail was fsynced above.
+    # Clean shutdown flushed everything; otherwise the recovered tail was fsynced.
     log.recovery_point = leo
     cache = log.leader_epoch_cache
     if not cache.entries and leo > log.log_start_offset:
         rebuild_epoch_cache(log)  # checkpoint lost or unreadable
     cache.truncate_from_end(leo)
     cache.truncate_from_start(log.log_start_offset)
-    rebuild_producer_state(log)
+    ps = log.producer_state
+    ps.map_end_offset = leo
+    ps.delete_snapshots_outside(log.log_start_offset, leo)
+
+
+def _recover_segments(log: "UnifiedLog", start: int) -> None:
+    """Re-validate segments[start:] batch by batch, rebuilding their indexes,
+    producer state, aborted-transaction entries and leader epochs; truncate at the
+    first bad byte and drop every later segment."""
+    ps = log.producer_state
+    rebuild_producer_state(log, upto=log.segments[start].base_offset)
+    pending: list[tuple[int, int]] = []
+    current: list[LogSegment] = []
+
+    def on_batch(b, chunk: bytes) -> None:
+        if b.partition_leader_epoch >= 0 and (not pending or b.partition_leader_epoch != pending[-1][0]):
+            pending.append((b.partition_leader_epoch, b.base_offset))
+        is_abort = b.is_control and control_type(chunk, b.position) == CONTROL_ABORT
+        done = ps.update_from_batch(ProducerBatch(
+            b.producer_id, b.producer_epoch, b.base_sequence, b.base_offset, b.last_offset,
+            b.max_timestamp, b.is_transactional, b.is_control, is_abort))
+        if done is not None and done.is_aborted:
+            current[0].txn_index.append(AbortedTxn(done.producer_id, done.first_offset,
+                                                   done.last_offset, ps.last_stable_offset_after(done)))
+
+    for i in range(start, len(log.segments)):
+        seg = log.segments[i]
+        current[:] = [seg]
+        truncated = seg.rebuild(on_batch=on_batch)
+        if truncated:
+            logger.warning("%s: invalid bytes at %d of segment %d; truncated %d bytes and "
+                           "dropped %d later segments", log.tp, seg.size, seg.base_offset,
+                           truncated, len(log.segments) - i - 1)
+            for later in list(log.segments[i + 1:]):
+                log._remove_segment(later)
+                later.delete_files()
+            break
+    cache = log.leader_epoch_cache
+    for epoch, off in pending:
+        cache.assign(epoch, off, flush=False)
+    cache.flush()
+    for seg in log.segments[start:]:
+        seg.flush()
 
 
 def rebuild_epoch_cache(log: "UnifiedLog") -> None:
@@ -123,26 +145,31 @@ def rebuild_epoch_cache(log: "UnifiedLog") -> None:
     cache.flush()
 
 
-def rebuild_producer_state(log: "UnifiedLog") -> None:
-    """Newest snapshot at or below the LEO, then replay batch headers after it."""
+def rebuild_producer_state(log: "UnifiedLog", upto: int | None = None) -> None:
+    """Newest snapshot at or below `upto` (default LEO), then replay batch headers up
+    to `upto`.  Transaction index entries already exist for replayed data."""
     ps = log.producer_state
-    leo = log.log_end_offset
-    ps.delete_snapshots_outside(log.log_start_offset, leo)
+    end = log.log_end_offset if upto is None else upto
     ps.clear()
     ps.map_end_offset = log.log_start_offset
-    start = log.segments[0].base_offset
+    start = log.segments[0].base_offset if log.segments else end
     for off in reversed(ps.snapshot_offsets()):
-        if off <= leo and ps.load_snapshot(off):
+        if off <= end and ps.load_snapshot(off):
             start = off
             break
     for i, seg in enumerate(log.segments):
         if i + 1 < len(log.segments) and log.segments[i + 1].base_offset <= start:
             continue
+        if seg.base_offset >= end:
+            break
         _, pos = seg.offset_index.lookup(start)
         for h in iter_headers(seg.fd, pos, seg.size):
+            if h.base_offset >= end:
+                break
             if h.last_offset < start:
                 continue
+            is_abort = h.is_control and control_type(os.pread(seg.fd, h.size, h.position)) == CONTROL_ABORT
             ps.update_from_batch(ProducerBatch(h.producer_id, h.producer_epoch, h.base_sequence,
                                                h.base_offset, h.last_offset, h.max_timestamp,
-                                               h.is_transactional, h.is_control))
-    ps.map_end_offset = leo
+                                               h.is_transactional, h.is_control, is_abort))
+    ps.map_end_offset = end

@@ -11,6 +11,7 @@ from typing import IO, Callable, Iterable, Sequence
 
 from kafkapy import native
 from kafkapy.log.index import OffsetIndex, TimeIndex
+from kafkapy.log.txn_index import TransactionIndex
 from kafkapy.log.records import (
     HEADER_SIZE,
     BatchHeader,
@@ -31,7 +32,7 @@ def segment_file(dir_path: str, base_offset: int, suffix: str) -> str:
 class LogSegment:
     """A contiguous run of batches starting at `base_offset`."""
 
-    __slots__ = ("dir", "base_offset", "file", "offset_index", "time_index", "size",
+    __slots__ = ("dir", "base_offset", "file", "offset_index", "time_index", "txn_index", "size",
                  "bytes_since_last_index_entry", "index_interval_bytes", "max_timestamp_so_far",
                  "offset_of_max_timestamp_so_far", "created_ms", "rolling_based_timestamp",
                  "roll_jitter_ms")
@@ -49,6 +50,7 @@ class LogSegment:
                                         max_index_size, preallocate)
         self.time_index = TimeIndex(segment_file(dir_path, base_offset, ".timeindex"), base_offset,
                                     max_index_size, preallocate)
+        self.txn_index = TransactionIndex(segment_file(dir_path, base_offset, ".txnindex"))
         self.index_interval_bytes = index_interval_bytes
         self.bytes_since_last_index_entry = 0
         ts, off = self.time_index.last_entry() if self.time_index.entries else (-1, base_offset)
@@ -161,11 +163,15 @@ class LogSegment:
         return None
 
     # ---- recovery ----------------------------------------------------------------
-    def rebuild(self, max_batch_size: int = 1 << 28, on_batch: Callable[[object], None] | None = None) -> int:
-        """Re-validate every batch, rebuild both indexes, truncate at the first bad
-        byte; returns the number of bytes truncated.  `on_batch` sees each valid batch."""
+    def rebuild(self, max_batch_size: int = 1 << 28,
+                on_batch: Callable[[object, bytes], None] | None = None) -> int:
+        """Re-validate every batch, rebuild the offset and time indexes, truncate at
+        the first bad byte; returns the number of bytes truncated.  `on_batch(info,
+        chunk)` sees each valid batch (position relative to chunk) in order, so the
+        caller can rebuild producer state, epochs and the transaction index."""
         self.offset_index.reset()
         self.time_index.reset()
+        self.txn_index.reset()
         self.bytes_since_last_index_entry = 0
         self.max_timestamp_so_far = -1
         self.offset_of_max_timestamp_so_far = self.base_offset
@@ -179,7 +185,7 @@ class LogSegment:
             self.rolling_based_timestamp = None
         return truncated
 
-    def _scan_valid(self, max_batch_size: int, on_batch: Callable[[object], None] | None) -> int:
+    def _scan_valid(self, max_batch_size: int, on_batch: Callable[[object, bytes], None] | None) -> int:
         """Bytes of whole, valid, offset-ordered batches from the start of the file."""
         pos = 0
         next_offset = self.base_offset
@@ -196,7 +202,7 @@ class LogSegment:
                 good.append((b.position, b.size, b.last_offset, b.max_timestamp))
                 next_offset = b.last_offset + 1
                 if on_batch is not None:
-                    on_batch(b)
+                    on_batch(b, buf)
             if good:
                 self._index_batches(pos, good)
             buf_end = pos + len(buf)
@@ -235,7 +241,8 @@ class LogSegment:
     def sanity_check(self) -> bool:
         """Cheap check of both indexes against this log file."""
         last = self.base_offset + INT32_MAX
-        return self.offset_index.sanity_check(self.size) and self.time_index.sanity_check(last)
+        return (self.offset_index.sanity_check(self.size) and self.time_index.sanity_check(last)
+                and self.txn_index.sanity_check())
 
     # ---- truncation / lifecycle --------------------------------------------------
     def truncate_to(self, offset: int) -> int:
@@ -245,6 +252,7 @@ class LogSegment:
             return 0
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         removed = self.size - h.position
         self.file.truncate(h.position)
         self.size = h.position
@@ -276,6 +284,7 @@ class LogSegment:
         os.fsync(self.fd)
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def close(self) -> None:
         """Record the final max timestamp (so a reopened segment knows it), trim, close."""
@@ -284,13 +293,15 @@ class LogSegment:
                                          self.offset_of_max_timestamp_so_far, skip_full_check=True)
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
         if not self.file.closed:
             self.file.close()
 
     def rename_to_deleted(self) -> None:
         """Rename the three files to `.deleted`; open handles stay valid for readers."""
         base = segment_file(self.dir, self.base_offset, "")
-        for suffix, idx in ((".index", self.offset_index), (".timeindex", self.time_index)):
+        for suffix, idx in ((".index", self.offset_index), (".timeindex", self.time_index),
+                            (".txnindex", self.txn_index)):
             try:
                 idx.rename(base + suffix + ".deleted")
             except FileNotFoundError:
@@ -304,6 +315,7 @@ class LogSegment:
         """Close and unlink (after rename_to_deleted or directly)."""
         self.offset_index.delete()
         self.time_index.delete()
+        self.txn_index.delete()
         if not self.file.closed:
             self.file.close()
         base = segment_file(self.dir, self.base_offset, "")

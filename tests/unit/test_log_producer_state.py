@@ -14,7 +14,9 @@ from kafkapy.log.producer_state import (
     decode_snapshot,
     increment_seq,
 )
+from kafkapy.log.txn_index import CONTROL_COMMIT
 from kafkapy.protocol.errors import ErrorCode, KafkaError
+from kafkapy.protocol.records import build_batch, control_record
 
 from test_log_helpers import make_batch, open_log, read_all
 
@@ -142,7 +144,8 @@ def test_transactional_batches_hold_back_lso(tmp_path):
     produce(log, 2, n=2)
     log.update_high_watermark(log.log_end_offset)
     assert log.high_watermark == 6 and log.last_stable_offset == 2
-    marker = make_batch([b"m"], producer_id=7, producer_epoch=0, transactional=True, control=True)
+    marker = build_batch([control_record(CONTROL_COMMIT, 0, 6_000)], producer_id=7, producer_epoch=0,
+                         is_transactional=True, is_control=True)
     log.append_as_leader(memoryview(marker), 0, 6_000, from_client=False)
     log.update_high_watermark(log.log_end_offset)
     assert log.last_stable_offset == 7
