@@ -132,6 +132,9 @@ def _recover_segments(log: "UnifiedLog", start: int) -> None:
         cache.assign(epoch, off, flush=False)
     cache.flush()
     for seg in log.segments[start:]:
+        if seg is not log.segments[-1]:
+            seg.offset_index.trim_to_valid_size()  # rebuilt indexes grow preallocated
+            seg.time_index.trim_to_valid_size()
         seg.flush()
 
 

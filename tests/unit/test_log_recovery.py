@@ -181,3 +181,14 @@ def test_truncate_fully_forgets_producers_across_restart(tmp_path):
     info = log.append_as_leader(memoryview(make_batch([b"b"], producer_id=5, producer_epoch=0,
                                                       base_sequence=9)), 0, 1)
     assert info.first_offset == 50 and not info.duplicate
+
+
+def test_recovered_inactive_segments_have_trimmed_indexes(tmp_path):
+    log = open_log(tmp_path)
+    fill(log, 60)
+    crash(log)
+    log = open_log(tmp_path)
+    for seg in log.segments[:-1]:
+        assert os.path.getsize(seg.offset_index.path) == seg.offset_index.entries * 8
+        assert os.path.getsize(seg.time_index.path) == seg.time_index.entries * 12
+        assert seg.sanity_check()
