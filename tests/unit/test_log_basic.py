@@ -248,3 +248,14 @@ def test_compressed_batches_time_lookup_and_read_back(tmp_path, codec):
     recs = list(iter_records(log.read(0, 1 << 20).records.tobytes()))
     assert [r.offset for r in recs] == list(range(20))
     assert recs[13].value == b"c3-1"
+
+
+def test_roll_on_offset_overflow_and_jitter(tmp_path):
+    log = open_log(tmp_path, small_config(segment_bytes=1 << 20, segment_jitter_ms=500))
+    log.append_as_follower(memoryview(make_batch([b"a"], base_offset=0, leader_epoch=0)))
+    far = 2**31 + 10
+    log.append_as_follower(memoryview(make_batch([b"b"], base_offset=far, leader_epoch=0)))
+    assert [s.base_offset for s in log.segments] == [0, far]
+    assert os.path.exists(os.path.join(log.dir, f"{far:020d}.log"))
+    assert all(0 <= s.roll_jitter_ms < 500 for s in log.segments[1:])
+    assert log.read(far, 1 << 20).records.tobytes()[:8] == far.to_bytes(8, "big")
