@@ -132,8 +132,12 @@ class UnifiedLog:
         del self._bases[i]
         del self.segments[i]
 
+    def roll_jitter(self) -> int:
+        """Random segment.ms reduction per segment so partitions do not roll together."""
+        return random.randrange(self.config.segment_jitter_ms) if self.config.segment_jitter_ms > 0 else 0
+
     def _new_segment(self, base_offset: int, now: int) -> LogSegment:
-        jitter = random.randrange(self.config.segment_jitter_ms) if self.config.segment_jitter_ms > 0 else 0
+        jitter = self.roll_jitter()
         for suffix in (".log", ".index", ".timeindex"):
             path = os.path.join(self.dir, f"{base_offset:020d}{suffix}")
             if os.path.exists(path) and os.path.getsize(path) > 0 and suffix == ".log":

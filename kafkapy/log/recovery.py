@@ -68,6 +68,7 @@ def load_log(log: "UnifiedLog", had_clean_shutdown: bool, now: int) -> None:
         log._add_segment(LogSegment(log.dir, log.log_start_offset, cfg.index_interval_bytes,
                                     cfg.segment_index_bytes, now, preallocate=False))
     active = log.active_segment
+    active.roll_jitter_ms = log.roll_jitter()
     log._log_end_offset = active.read_next_offset()
     first = read_header(active.fd, 0, active.size)
     if first is not None:
