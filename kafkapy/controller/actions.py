@@ -10,7 +10,7 @@ import attrs
 
 from kafkapy.controller.requests import ControlRequestData
 from kafkapy.log.topic_partition import TopicPartition
-from kafkapy.zk.data import BrokerRegistration, PartitionState
+from kafkapy.zk.data import BrokerRegistration, PartitionState, TopicAssignment
 
 
 @attrs.frozen(slots=True)
@@ -46,8 +46,16 @@ class DeleteIsrChangeNotifications:
     names: tuple[str, ...]
 
 
+@attrs.frozen(slots=True)
+class SetTopicAssignment:
+    """Rewrite `/brokers/topics/<t>` (reassignment: RS with adding/removing replicas)."""
+
+    topic: str
+    assignment: TopicAssignment
+
+
 ZkWrite = (CreatePartitionStates | UpdatePartitionStates | DeleteTopicZNodes | DeleteZNode
-           | DeleteIsrChangeNotifications)
+           | DeleteIsrChangeNotifications | SetTopicAssignment)
 
 
 @attrs.frozen(slots=True)

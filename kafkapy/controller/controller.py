@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import attrs
 import trio
@@ -25,13 +25,14 @@ import trio
 from kafkapy.controller import decisions
 from kafkapy.controller import elect_leaders as EL
 from kafkapy.controller import events as E
+from kafkapy.controller import reassignment
 from kafkapy.controller import zk_reads
 from kafkapy.controller import requests as R
 from kafkapy.controller.alter_partition_edge import process_alter_partition
 from kafkapy.controller.actions import (Action, AddBrokerChannel, ControlRequest,
                                         CreatePartitionStates, DeleteIsrChangeNotifications,
                                         DeleteTopicZNodes, DeleteZNode, RemoveBrokerChannel,
-                                        UpdatePartitionStates)
+                                        SetTopicAssignment, UpdatePartitionStates)
 from kafkapy.controller.channel import ControllerChannelManager
 from kafkapy.controller.context import ControllerContext
 from kafkapy.controller.rebalance import imbalanced_partitions
@@ -48,28 +49,13 @@ MAX_WRITE_RETRIES = 3
 
 
 @attrs.define(slots=True, eq=False)
-class _ShutdownCall:
-    broker_id: int
-    broker_epoch: int
+class _ApiCall:
+    """An API request served by the event task: `handler(ctx)` runs only while active;
+    otherwise (or if the controller resigns meanwhile) the caller gets `result = default`."""
+
+    handler: Callable[[ControllerContext], Awaitable[Any]]
+    result: Any
     done: trio.Event = attrs.field(factory=trio.Event)
-    result: tuple[int, list[TopicPartition]] = (int(ErrorCode.NOT_CONTROLLER), [])
-
-
-@attrs.define(slots=True, eq=False)
-class _AlterPartitionCall:
-    request: AlterPartitionRequest
-    version: int
-    done: trio.Event = attrs.field(factory=trio.Event)
-    result: AlterPartitionResponse = attrs.field(
-        factory=lambda: AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER))
-
-
-@attrs.define(slots=True, eq=False)
-class _ElectLeadersCall:
-    election_type: int
-    partitions: list[TopicPartition] | None
-    done: trio.Event = attrs.field(factory=trio.Event)
-    result: dict[TopicPartition, ErrorCode] | None = None  # None: not the controller
 
 
 @attrs.frozen(slots=True)
@@ -135,45 +121,80 @@ class KafkaController:
         self._resign("broker shutting down")
         self._send.close()
 
-    async def controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[int, list[TopicPartition]]:
-        """ControlledShutdown API: (error_code, partitions the broker still leads)."""
+    async def _call(self, handler: Callable[[ControllerContext], Awaitable[Any]],
+                    default: Any) -> Any:
         if not self._running:
-            return int(ErrorCode.NOT_CONTROLLER), []
-        call = _ShutdownCall(broker_id, broker_epoch)
+            return default
+        call = _ApiCall(handler, default)
         try:
             self._send.send_nowait(call)
         except trio.ClosedResourceError:
-            return int(ErrorCode.NOT_CONTROLLER), []
+            return default
         await call.done.wait()
         return call.result
 
+    async def controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[int, list[TopicPartition]]:
+        """ControlledShutdown API: (error_code, partitions the broker still leads)."""
+        async def handle(ctx: ControllerContext) -> tuple[int, list[TopicPartition]]:
+            code = decisions.controlled_shutdown_error(ctx, broker_id, broker_epoch)
+            if code == ErrorCode.NONE:
+                await self._apply(decisions.on_event(ctx, E.ControlledShutdown(broker_id, broker_epoch)))
+                if self.ctx is not ctx:
+                    return int(ErrorCode.NOT_CONTROLLER), []
+            remaining = decisions.remaining_partitions(ctx, broker_id) if code == ErrorCode.NONE else []
+            log.info("controlled shutdown of broker %d: %s, still leading %s", broker_id,
+                     code.name, [str(tp) for tp in remaining])
+            return int(code), remaining
+        return await self._call(handle, (int(ErrorCode.NOT_CONTROLLER), []))
+
     async def alter_partition(self, request: AlterPartitionRequest, version: int) -> AlterPartitionResponse:
         """AlterPartition API (key 56): validate, write the ISR conditionally, answer with
-        the stored state and new partition epoch; UpdateMetadata to all brokers."""
-        call = _AlterPartitionCall(request, version)
-        if not self._running:
-            return call.result
-        try:
-            self._send.send_nowait(call)
-        except trio.ClosedResourceError:
-            return call.result
-        await call.done.wait()
-        return call.result
+        the stored state and new partition epoch; UpdateMetadata to all brokers; a grown
+        ISR may complete a reassignment."""
+        async def handle(ctx: ControllerContext) -> AlterPartitionResponse:
+            response, actions = await process_alter_partition(ctx, self.zk, request, version)
+            await self._apply(actions)
+            if self.ctx is ctx:
+                await self._apply(decisions.on_event(ctx, E.ReassignmentCheck(tuple(
+                    tp for tp in ctx.all_partitions() if reassignment.is_reassigning(ctx, tp)))))
+            return response
+        return await self._call(handle, AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER))
 
     async def elect_leaders(self, election_type: int, partitions: list[TopicPartition] | None
                             ) -> dict[TopicPartition, ErrorCode] | None:
         """ElectLeaders API (key 43): 0 = preferred, 1 = unclean; `partitions` None = all.
         Per-partition error codes (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
         ELIGIBLE_LEADERS_NOT_AVAILABLE, ...), or None if this broker is not the controller."""
-        call = _ElectLeadersCall(election_type, partitions)
-        if not self._running:
-            return None
-        try:
-            self._send.send_nowait(call)
-        except trio.ClosedResourceError:
-            return None
-        await call.done.wait()
-        return call.result
+        async def handle(ctx: ControllerContext) -> dict[TopicPartition, ErrorCode] | None:
+            tps = partitions if partitions is not None else ctx.all_partitions()
+            results, todo = EL.precheck(ctx, election_type, tps)
+            if todo:
+                event: object = (E.PreferredReplicaElection(tuple(todo))
+                                 if election_type == EL.PREFERRED else E.UncleanElection(tuple(todo)))
+                await self._apply(decisions.on_event(ctx, event))
+                if self.ctx is not ctx:
+                    return None
+                results.update(EL.outcome(ctx, election_type, todo))
+            return results
+        return await self._call(handle, None)
+
+    async def alter_partition_reassignments(
+            self, targets: dict[TopicPartition, list[int] | None]) -> dict[TopicPartition, ErrorCode] | None:
+        """AlterPartitionReassignments API (key 45): target replicas per partition, None to
+        cancel. Per-partition error codes, or None if this broker is not the controller."""
+        async def handle(ctx: ControllerContext) -> dict[TopicPartition, ErrorCode]:
+            errors, accepted = reassignment.validate(ctx, targets)
+            if accepted:
+                await self._apply(decisions.on_event(ctx, E.Reassign(accepted)))
+            return {**{tp: ErrorCode.NONE for tp in accepted}, **errors}
+        return await self._call(handle, None)
+
+    async def list_partition_reassignments(
+            self) -> dict[TopicPartition, tuple[list[int], list[int], list[int]]] | None:
+        """ListPartitionReassignments API (key 46): tp -> (replicas, adding, removing)."""
+        async def handle(ctx: ControllerContext) -> dict[TopicPartition, tuple[list[int], list[int], list[int]]]:
+            return reassignment.in_progress(ctx)
+        return await self._call(handle, None)
 
     def enqueue(self, event: object) -> None:
         """Queue an event (e.g. PreferredReplicaElection from ElectLeaders)."""
@@ -195,12 +216,9 @@ class KafkaController:
                 await self._on_watch(event)
             elif isinstance(event, zev.ZkSessionEvent):
                 await self._on_session(event)
-            elif isinstance(event, _ShutdownCall):
-                await self._controlled_shutdown(event)
-            elif isinstance(event, _AlterPartitionCall):
-                await self._alter_partition(event)
-            elif isinstance(event, _ElectLeadersCall):
-                await self._elect_leaders(event)
+            elif isinstance(event, _ApiCall):
+                if self.ctx is not None:
+                    event.result = await event.handler(self.ctx)
             elif isinstance(event, _RebalanceTick):
                 await self._rebalance()
             elif self.ctx is not None:
@@ -222,8 +240,7 @@ class KafkaController:
                 except Exception:
                     log.exception("could not delete /controller after the error")
         finally:
-            if isinstance(event, (_ShutdownCall, _AlterPartitionCall, _ElectLeadersCall)) \
-                    and not event.done.is_set():
+            if isinstance(event, _ApiCall) and not event.done.is_set():
                 event.done.set()
 
     async def _on_session(self, event: zev.ZkSessionEvent) -> None:
@@ -268,7 +285,8 @@ class KafkaController:
         elif path == paths.PREFERRED_REPLICA_ELECTION:
             await self._preferred_from_zk()
         elif path == paths.REASSIGN_PARTITIONS:
-            log.warning("partition reassignment through %s is not supported", path)
+            log.warning("legacy reassignment through %s is not supported; use the "
+                        "AlterPartitionReassignments API", path)
 
     # --- election and failover --------------------------------------------------------
 
@@ -380,44 +398,6 @@ class KafkaController:
 
     # --- API events ----------------------------------------------------------------
 
-    async def _controlled_shutdown(self, call: _ShutdownCall) -> None:
-        ctx = self.ctx
-        if ctx is None:
-            call.result = (int(ErrorCode.NOT_CONTROLLER), [])
-            return
-        code = decisions.controlled_shutdown_error(ctx, call.broker_id, call.broker_epoch)
-        if code == ErrorCode.NONE:
-            await self._apply(decisions.on_event(ctx, E.ControlledShutdown(call.broker_id,
-                                                                         call.broker_epoch)))
-            if self.ctx is None:
-                code = ErrorCode.NOT_CONTROLLER
-        remaining = decisions.remaining_partitions(ctx, call.broker_id) if code == ErrorCode.NONE else []
-        call.result = (int(code), remaining)
-        log.info("controlled shutdown of broker %d: %s, still leading %s", call.broker_id,
-                 code.name, [str(tp) for tp in remaining])
-
-    async def _alter_partition(self, call: _AlterPartitionCall) -> None:
-        if self.ctx is None:
-            return  # default result: NOT_CONTROLLER
-        call.result, actions = await process_alter_partition(self.ctx, self.zk, call.request,
-                                                             call.version)
-        await self._apply(actions)
-
-    async def _elect_leaders(self, call: _ElectLeadersCall) -> None:
-        ctx = self.ctx
-        if ctx is None:
-            return
-        tps = call.partitions if call.partitions is not None else ctx.all_partitions()
-        results, todo = EL.precheck(ctx, call.election_type, tps)
-        if todo:
-            event: object = (E.PreferredReplicaElection(tuple(todo)) if call.election_type == EL.PREFERRED
-                             else E.UncleanElection(tuple(todo)))
-            await self._apply(decisions.on_event(ctx, event))
-            if self.ctx is not ctx:
-                return
-            results.update(EL.outcome(ctx, call.election_type, todo))
-        call.result = results
-
     async def _rebalance_timer(self, scope: trio.CancelScope) -> None:
         with scope:
             await trio.sleep(5)
@@ -471,6 +451,8 @@ class KafkaController:
                     if not result.ok:
                         log.warning("state write for %s-%d rejected (%s)", key[0], key[1], result.error)
                         rejected.add(key)
+            elif isinstance(action, SetTopicAssignment):
+                await self.zk.set_topic_assignment(action.topic, action.assignment, v)
             elif isinstance(action, DeleteTopicZNodes):
                 await self.zk.delete_topic_znodes(action.topic, v)
             elif isinstance(action, DeleteZNode):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from kafkapy.controller import context as C
 from kafkapy.controller import events as E
+from kafkapy.controller import reassignment
 from kafkapy.controller.actions import (Action, AddBrokerChannel, DeleteIsrChangeNotifications,
                                         DeleteTopicZNodes, DeleteZNode, RemoveBrokerChannel)
 from kafkapy.controller.context import ControllerContext
@@ -270,6 +271,7 @@ def _isr_change(p: Planner, ev: E.IsrChangeNotification) -> None:
     p.batch.add_update_metadata(ctx.live_or_shutting_down_ids, known)
     if ev.names:
         p.actions.append(DeleteIsrChangeNotifications(tuple(ev.names)))
+    reassignment.maybe_complete(p, list(known))
     if known:
         p.note("ISR changes: " + "; ".join(f"{tp} ISR {s.isr}" for tp, s in sorted(
             known.items(), key=lambda i: str(i[0]))))
@@ -330,6 +332,14 @@ def _unclean_election(p: Planner, ev: E.UncleanElection) -> None:
            + (f"; no live replica for {describe(failed)}" if failed else ""))
 
 
+def _reassign(p: Planner, ev: E.Reassign) -> None:
+    reassignment.start(p, dict(ev.targets))
+
+
+def _reassignment_check(p: Planner, ev: E.ReassignmentCheck) -> None:
+    reassignment.maybe_complete(p, ev.partitions)
+
+
 def _retry_election(p: Planner, ev: E.RetryElection) -> None:
     ctx = p.ctx
     tps = [tp for tp in ev.partitions if tp in ctx.assignments and not ctx.is_deleting(tp.topic)]
@@ -352,5 +362,7 @@ _HANDLERS = {
     E.ControlledShutdown: _controlled_shutdown,
     E.PreferredReplicaElection: _preferred_election,
     E.UncleanElection: _unclean_election,
+    E.Reassign: _reassign,
+    E.ReassignmentCheck: _reassignment_check,
     E.RetryElection: _retry_election,
 }

@@ -115,6 +115,20 @@ class UncleanElection:
 
 
 @attrs.frozen(slots=True)
+class Reassign:
+    """Validated reassignment targets (AlterPartitionReassignments; cancels resolved to ORS)."""
+
+    targets: dict[TopicPartition, list[int]]
+
+
+@attrs.frozen(slots=True)
+class ReassignmentCheck:
+    """ISRs of these partitions grew: finish reassignments whose targets are all in sync."""
+
+    partitions: tuple[TopicPartition, ...]
+
+
+@attrs.frozen(slots=True)
 class RetryElection:
     """A planned state write was rejected (BADVERSION); states were reloaded: elect again."""
 

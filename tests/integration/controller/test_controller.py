@@ -230,3 +230,47 @@ async def test_elect_leaders_preferred(zookeeper_server: ZooKeeperServer) -> Non
         assert await led_by(2)
         for b in brokers:
             await b.stop()
+
+
+async def test_reassignment_completes_when_target_joins_isr(zookeeper_server: ZooKeeperServer) -> None:
+    from kafkapy.log.topic_partition import TopicPartition
+    from kafkapy.protocol.messages.alter_partition import AlterPartitionRequest
+
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        brokers = [FakeBroker(i, connect) for i in (1, 2, 3)]
+        for b in brokers:
+            await b.start(nursery)
+        await wait_until(lambda: len(active(brokers)) == 1, what="controller")
+        ctl = active(brokers)[0].controller
+        zk = brokers[0].zk
+        await zk.create_topic("t", TopicAssignment({0: [1, 2]}))
+
+        async def elected() -> bool:
+            return len(await states(zk, "t", 1)) == 1
+        await wait_until(elected, what="partition state")
+        tp = TopicPartition("t", 0)
+        assert await ctl.alter_partition_reassignments({tp: [2, 3]}) == {tp: ErrorCode.NONE}
+        moving = await zk.get_topic_assignment("t")
+        assert (moving.partitions, moving.adding_replicas, moving.removing_replicas) == \
+            ({0: [2, 3, 1]}, {0: [3]}, {0: [1]})
+        assert await ctl.list_partition_reassignments() == {tp: ([2, 3, 1], [3], [1])}
+        state = (await zk.get_partition_states([("t", 0)]))[("t", 0)]
+        grow = AlterPartitionRequest(broker_id=1, broker_epoch=brokers[0].epoch, topics=[
+            AlterPartitionRequest.TopicData(topic_name="t", partitions=[
+                AlterPartitionRequest.PartitionData(
+                    partition_index=0, leader_epoch=state.leader_epoch,
+                    partition_epoch=state.zk_version, new_isr=[1, 2, 3])])])
+        assert (await ctl.alter_partition(grow, 1)).topics[0].partitions[0].error_code == 0
+        done = await zk.get_topic_assignment("t")
+        assert (done.partitions, done.adding_replicas, done.removing_replicas) == ({0: [2, 3]}, {}, {})
+        leader, isr, _ = (await states(zk, "t", 1))[0]
+        assert leader == 2 and isr == [2, 3]
+        assert await ctl.list_partition_reassignments() == {}
+
+        def deleted_on_1() -> bool:
+            return any(p.delete_partition for r in brokers[0].requests(ApiKey.STOP_REPLICA)
+                       for t in r.topic_states for p in t.partition_states)
+        await wait_until(deleted_on_1, what="StopReplica(delete) to the removed replica")
+        for b in brokers:
+            await b.stop()
