@@ -298,10 +298,11 @@ class UnifiedLog:
 
     # ---- read -------------------------------------------------------------------
     def read(self, offset: int, max_bytes: int, max_offset: int | None = None,
-             min_one_message: bool = True) -> FetchDataInfo:
+             min_one_message: bool = True, include_aborted: bool = False) -> FetchDataInfo:
         """Whole batches from `offset`, only those wholly below `max_offset` (HW for
-        consumers, LEO for followers), within `max_bytes` (one whole batch anyway
-        when min_one_message)."""
+        consumers, LSO for read_committed, LEO for followers), within `max_bytes`
+        (one whole batch anyway when min_one_message).  `include_aborted` fills
+        `aborted_transactions` for read_committed fetches."""
         self._check_open()
         leo = self._log_end_offset
         if offset > leo or offset < self.log_start_offset:
@@ -314,6 +315,8 @@ class UnifiedLog:
         for seg in self.segments[i:]:
             info = seg.read(offset, max_bytes, limit, min_one_message)
             if info is not None:
+                if include_aborted and info.records:
+                    info.aborted_transactions = self.collect_aborted_transactions(offset, limit)
                 return info
         return FetchDataInfo(offset, b"")
 

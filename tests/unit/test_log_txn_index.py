@@ -102,3 +102,11 @@ def test_malformed_control_batch_rejected(tmp_path):
     with pytest.raises(KafkaError) as e:
         log.append_as_leader(memoryview(bad), 0, 1, from_client=False)
     assert e.value.code == ErrorCode.INVALID_RECORD
+
+
+def test_read_committed_includes_aborted_transactions(tmp_path):
+    log = open_log(tmp_path, small_config(segment_bytes=1 << 20))
+    want, _ = scenario(log)
+    info = log.read(0, 1 << 20, max_offset=log.last_stable_offset, include_aborted=True)
+    assert info.aborted_transactions == want
+    assert log.read(0, 1 << 20).aborted_transactions is None
