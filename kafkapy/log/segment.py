@@ -18,7 +18,6 @@ from kafkapy.log.records import (
     FetchDataInfo,
     FileRecords,
     iter_headers,
-    read_header,
 )
 
 _SCAN_CHUNK = 8 * 1024 * 1024
