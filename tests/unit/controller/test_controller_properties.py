@@ -10,10 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafkapy.controller import events as E
+from kafkapy.controller import reassignment
 from kafkapy.controller import requests as R
-from kafkapy.controller.actions import ControlRequest, CreatePartitionStates, UpdatePartitionStates
+from kafkapy.controller.actions import (ControlRequest, CreatePartitionStates, SetTopicAssignment,
+                                        UpdatePartitionStates)
 from kafkapy.controller.context import ControllerContext
 from kafkapy.controller.decisions import on_event
+from kafkapy.log.topic_partition import TopicPartition
 from kafkapy.zk.data import LEADER_RECOVERY_RECOVERING, BrokerRegistration, EndPoint, TopicAssignment
 
 pytestmark = pytest.mark.unit
@@ -21,8 +24,12 @@ pytestmark = pytest.mark.unit
 BROKERS = (1, 2, 3, 4)
 ASSIGNMENT = {0: [1, 2, 3], 1: [2, 3, 4], 2: [3, 4, 1], 3: [4, 1], 4: [2]}
 
-steps = st.lists(st.tuples(st.sampled_from(["die", "join", "bounce", "shutdown"]),
-                           st.sampled_from(BROKERS)), min_size=1, max_size=25)
+steps = st.lists(st.tuples(st.sampled_from(["die", "join", "bounce", "shutdown", "catchup",
+                                            "reassign"]),
+                           st.sampled_from(BROKERS),
+                           st.sampled_from(sorted(ASSIGNMENT)),
+                           st.permutations(BROKERS), st.integers(1, 3)),
+                 min_size=1, max_size=25)
 
 
 def reg(broker: int, epoch: int) -> BrokerRegistration:
@@ -37,6 +44,7 @@ def test_invariants_hold_under_random_broker_churn(steps, unclean) -> None:
                             default_unclean_election=unclean)
     registered = {b: reg(b, 10 + b) for b in BROKERS}
     zk: dict = {}  # model of the state znodes: tp -> PartitionState with its zkVersion
+    assigned: dict = {TopicPartition("t", p): r for p, r in ASSIGNMENT.items()}  # model znode
     next_epoch = 100
 
     def apply(actions) -> None:
@@ -52,7 +60,7 @@ def test_invariants_hold_under_random_broker_churn(steps, unclean) -> None:
                     assert s.zk_version == old.zk_version, "write must expect the last version"
                     assert s.leader_epoch > old.leader_epoch, "leader epochs strictly increase"
                     assert s.controller_epoch == ctx.epoch
-                    assert s.isr and set(s.isr) <= set(ctx.replicas(tp))
+                    assert s.isr and set(s.isr) <= set(assigned[tp]), "ISR within the replicas"
                     if s.leader != -1:
                         assert s.leader in s.isr
                         if s.leader_recovery_state != LEADER_RECOVERY_RECOVERING:
@@ -60,16 +68,38 @@ def test_invariants_hold_under_random_broker_churn(steps, unclean) -> None:
                         else:
                             assert unclean and s.isr == [s.leader]
                     zk[tp] = attrs.evolve(s, zk_version=old.zk_version + 1)
+            elif isinstance(a, SetTopicAssignment):
+                for p_id, replicas in a.assignment.partitions.items():
+                    assert len(set(replicas)) == len(replicas) and replicas
+                    assigned[TopicPartition(a.topic, p_id)] = replicas
             elif isinstance(a, ControlRequest):
                 assert a.broker_id in live, "requests go only to live brokers"
                 if isinstance(a.request, R.LeaderAndIsrData):
                     assert a.request.broker_epoch == ctx.broker_epoch(a.broker_id)
         for tp, s in ctx.states.items():
             assert zk[tp] == s, "context mirrors ZooKeeper after the writes"
+            assert set(s.isr) <= set(assigned[tp])
+        if ctx.assignments:
+            assert {tp: ctx.replicas(tp) for tp in assigned} == assigned
 
     apply(on_event(ctx, E.BrokerChange(dict(registered))))
     apply(on_event(ctx, E.TopicChange({"t": TopicAssignment(ASSIGNMENT, b"\1" * 16)})))
-    for kind, broker in steps:
+    for kind, broker, partition, order, size in steps:
+        tp = TopicPartition("t", partition)
+        if kind == "catchup":
+            state = zk.get(tp)
+            if state is not None and state.leader != -1:
+                grown = state.isr + [r for r in ctx.replicas(tp)
+                                     if r not in state.isr and r in ctx.live_broker_ids]
+                # the leader writes the grown ISR itself (pre-AlterPartition path)
+                zk[tp] = attrs.evolve(state, isr=grown, zk_version=state.zk_version + 1)
+                apply(on_event(ctx, E.IsrChangeNotification((), {tp: zk[tp]})))
+            continue
+        if kind == "reassign":
+            _, accepted = reassignment.validate(ctx, {tp: list(order[:size])})
+            if accepted:
+                apply(on_event(ctx, E.Reassign(accepted)))
+            continue
         if kind == "die":
             registered.pop(broker, None)
         elif kind == "join":
