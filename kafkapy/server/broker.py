@@ -183,6 +183,8 @@ class KafkaServer:
         return LogConfig.from_props(effective_topic_props(self.config, overrides))
 
     def on_metadata_updated(self, deleted: list) -> None:
+        if deleted and self.group_coordinator is not None:
+            self.group_coordinator.on_partitions_deleted(deleted)
         self._metadata_changed.set()
         self._metadata_changed = trio.Event()
 

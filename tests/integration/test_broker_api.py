@@ -304,3 +304,27 @@ async def test_acks_zero_is_written_without_answer(broker):
                     break
                 await trio.sleep(0.05)
         assert [r.value for r in records_of(data.records)] == [b"fire"]
+
+
+async def test_topic_config_change_reaches_the_log(broker):
+    """IncrementalAlterConfigs -> /config/topics + config_change_ notification -> the log."""
+    topic = unique("segroll")
+    async with connect(broker) as conn:
+        await create_topic(conn, topic, partitions=1)
+        await wait_for_leaders(conn, topic, 1)
+        alter = IncrementalAlterConfigsRequest(validate_only=False, resources=[
+            IncrementalAlterConfigsRequest.AlterConfigsResource(
+                resource_type=2, resource_name=topic, configs=[
+                    IncrementalAlterConfigsRequest.AlterableConfig(
+                        name="segment.bytes", config_operation=0, value="2048")])])
+        assert (await conn.send(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, alter)
+                ).responses[0].error_code == 0
+        part_dir = broker.log_dir / f"{topic}-0"
+        with trio.fail_after(20):
+            while len(list(part_dir.glob("*.log"))) < 2:
+                resp = await produce(conn, topic, 0, batch([b"x" * 700]))
+                assert resp.error_code == 0
+        # Rolled segments keep every offset readable, densely.
+        data = await fetch(conn, topic, 0, 0)
+        offsets = [r.offset for r in records_of(data.records)]
+        assert offsets == list(range(len(offsets))) and offsets
