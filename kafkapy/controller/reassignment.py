@@ -78,6 +78,19 @@ def _bump_epoch(p: Planner, tp: TopicPartition, recipients: Iterable[int]) -> No
                                tp, p.ctx.states[tp])
 
 
+def _stop_replicas(p: Planner, tp: TopicPartition, replicas: list[int]) -> None:
+    """Take replicas out (offline: ISR shrink, then deletion). If that leaves the partition
+    without a leader, elect one among the remaining replicas (offline strategy)."""
+    p.offline_replicas([(tp, r) for r in replicas])
+    for r in replicas:
+        p.batch.add_stop_replica([r], tp, delete=True)
+        p.ctx.replica_states.pop((tp, r), None)
+    state = p.ctx.states.get(tp)
+    if state is not None and state.leader == -1:
+        p.offline_partitions([tp])
+        p.online_partitions([tp])
+
+
 def start(p: Planner, targets: dict[TopicPartition, list[int]]) -> None:
     """Phase 1 for each partition (or straight to phase 2 when the targets are in the ISR)."""
     ctx = p.ctx
@@ -88,12 +101,17 @@ def start(p: Planner, targets: dict[TopicPartition, list[int]]) -> None:
             continue
         adding = [r for r in target if r not in original]
         removing = [r for r in original if r not in target]
+        previous = list(ctx.replicas(tp))
         ctx.assignments[tp] = list(target) + [r for r in original if r not in target]
         ctx.adding_replicas[tp] = adding
         ctx.removing_replicas[tp] = removing
         p.actions.append(SetTopicAssignment(tp.topic, _topic_assignment(ctx, tp.topic)))
         p.note(f"reassigning {tp}: {original} -> {target} (adding {adding}, removing {removing})")
-        if tp in ctx.states:
+        # replicas still being added by an earlier reassignment but not wanted any more
+        unneeded = [r for r in previous if r not in ctx.assignments[tp]]
+        if unneeded and tp in ctx.states:
+            _stop_replicas(p, tp, unneeded)
+        if tp in ctx.states and ctx.states[tp].leader != -1:
             _bump_epoch(p, tp, ctx.replicas(tp))
         for r in adding:
             ctx.replica_states[(tp, r)] = C.R_NEW
@@ -131,10 +149,7 @@ def maybe_complete(p: Planner, tps: Iterable[TopicPartition]) -> None:
         else:
             _bump_epoch(p, tp, target)
         if removing:
-            p.offline_replicas([(tp, r) for r in removing])
-            for r in removing:
-                p.batch.add_stop_replica([r], tp, delete=True)
-                ctx.replica_states.pop((tp, r), None)
+            _stop_replicas(p, tp, removing)
         p.actions.append(SetTopicAssignment(tp.topic, _topic_assignment(ctx, tp.topic)))
         p.batch.add_update_metadata(ctx.live_or_shutting_down_ids, [tp])
         p.note(f"reassignment of {tp} completed: replicas {target}, "
