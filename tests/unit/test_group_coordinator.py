@@ -458,3 +458,15 @@ def test_deleted_topic_offsets_are_dropped() -> None:
     assert list(h.c.fetch_offsets("s", None)[1]) == [("kept", 0)]
     assert h.c.fetch_offsets("s", [("gone", 0)])[1][("gone", 0)].offset == -1
     assert len(h.written) == written + 1 and h.written[-1][1] is None
+
+
+def test_stable_consumer_group_keeps_subscribed_offsets() -> None:
+    """KIP-211: in a Stable group only offsets of topics nobody subscribes to expire."""
+    h = Harness(offsets_retention_ms=1000)
+    a, = form_group(h, 1)                 # PROTO subscribes to topic "t"
+    h.run(h.c.commit_offsets(G, a, None, 1, {("t", 0): OffsetValue(1, commit_timestamp=h.now),
+                                            ("old", 0): OffsetValue(2, commit_timestamp=h.now)},
+                             "c", h.now))
+    assert group(h).subscribed_topics == frozenset({"t"})
+    h.run(h.c.cleanup_expired_offsets(h.now + 5000))
+    assert list(h.c.fetch_offsets(G, None)[1]) == [("t", 0)]
