@@ -41,6 +41,7 @@ class FakeConfig:
                        "offsets.topic.num.partitions": NPART, "offsets.retention.minutes": 10080,
                        "offsets.commit.timeout.ms": 5000,
                        "offsets.retention.check.interval.ms": 600000,
+                       "offsets.topic.compression.codec": 0,
                        "transaction.state.log.num.partitions": NPART, **over}
 
     def get(self, name: str) -> Any:
@@ -113,8 +114,8 @@ class FakeMetadata:
 
 
 class FakeServer:
-    def __init__(self, rm: FakeReplicaManager | None = None) -> None:
-        self.config = FakeConfig()
+    def __init__(self, rm: FakeReplicaManager | None = None, **config: Any) -> None:
+        self.config = FakeConfig(**config)
         self.replica_manager = rm or FakeReplicaManager()
         self.metadata_cache = FakeMetadata()
         self.group_coordinator: GroupRuntime | None = None
@@ -176,8 +177,9 @@ async def test_round_trip_and_reload_from_log() -> None:
         assert c.topics[0].partitions[0].error_code == E.NONE
         nursery.cancel_scope.cancel()
 
-    # a new coordinator (failover) rebuilds the group and its offsets from the log alone
-    server2 = FakeServer(server.replica_manager)
+    # a new coordinator (failover) rebuilds the group and its offsets from the log alone,
+    # also when that log mixes uncompressed and gzip batches
+    server2 = FakeServer(server.replica_manager, **{"offsets.topic.compression.codec": 1})
     async with trio.open_nursery() as nursery:
         await start(nursery, server2)
         f = await call(server2, ApiKey.OFFSET_FETCH, 1, OffsetFetchRequest(
@@ -191,10 +193,20 @@ async def test_round_trip_and_reload_from_log() -> None:
         assert g.group_state == "Stable" and g.protocol_data == "range"
         assert [(m.member_id, m.member_assignment, m.client_host) for m in g.members] == \
             [(mid, b"A", "/127.0.0.1")]
+        c = await call(server2, ApiKey.OFFSET_COMMIT, 2, commit_req(mid, 1, 43))
+        assert c.topics[0].partitions[0].error_code == E.NONE
         nursery.cancel_scope.cancel()
     tp = TopicPartition(OFFSETS, partition_for("g", NPART))
     written = [t for t, lg in server.replica_manager.logs.items() if lg.batches]
     assert written == [tp]
+    last_batch = server.replica_manager.logs[tp].batches[-1][1]
+    assert native.scan_batches(last_batch).batches[0].compression == 1   # gzip
+
+    server3 = FakeServer(server.replica_manager)
+    async with trio.open_nursery() as nursery:
+        rt3 = await start(nursery, server3)
+        assert rt3.fetch_offsets("g", [("t", 0)])[1][("t", 0)].offset == 43
+        nursery.cancel_scope.cancel()
 
 
 async def test_commit_is_answered_only_after_the_append() -> None:

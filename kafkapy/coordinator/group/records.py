@@ -311,8 +311,11 @@ def iter_key_values(batches: bytes) -> Iterator[tuple[bytes | None, bytes | None
                 yield rec.key, rec.value
 
 
-def build_batch(pairs: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
-    """One uncompressed v2 batch holding `pairs`, as the coordinator appends it."""
+def build_batch(pairs: list[tuple[bytes, bytes | None]], timestamp_ms: int,
+                compression: int = 0) -> bytes:
+    """One v2 batch holding `pairs`, as the coordinator appends it
+    (`compression` = offsets.topic.compression.codec)."""
     from kafkapy.protocol.records import Record, build_batch as _build
 
-    return _build([Record(key=k, value=v, headers=[], timestamp=timestamp_ms) for k, v in pairs])
+    return _build([Record(key=k, value=v, headers=[], timestamp=timestamp_ms) for k, v in pairs],
+                  compression=compression)

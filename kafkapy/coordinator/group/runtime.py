@@ -80,6 +80,7 @@ class GroupRuntime:
         self.coordinator.active = False  # COORDINATOR_NOT_AVAILABLE until run() starts
         self.commit_timeout_ms: int = cfg.get("offsets.commit.timeout.ms")
         self.retention_check_ms: int = cfg.get("offsets.retention.check.interval.ms")
+        self.compression: int = cfg.get("offsets.topic.compression.codec")
         self._nursery: trio.Nursery | None = None
         self._timers_changed = trio.Event()
         self._writers: dict[int, _Writer] = {}
@@ -155,7 +156,7 @@ class GroupRuntime:
             records = [r for app in batch_apps for r in app.records]
             error, base = ErrorCode.NONE, -1
             try:
-                batch = build_batch(records, now_ms())
+                batch = build_batch(records, now_ms(), self.compression)
                 resp = (await self.server.replica_manager.append_records(
                     {tp: memoryview(batch)}, acks=-1, timeout_ms=self.commit_timeout_ms,
                     internal=True))[tp]
