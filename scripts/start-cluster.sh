@@ -122,9 +122,10 @@ for ((id = 0; id < BROKERS; id++)); do
   if ((BROKERS == 1)); then
     overrides+=(--override offsets.topic.replication.factor=1)
   fi
-  (cd "$dir" && setsid "$PY" -m kafkapy.cli.server_start "$CONFIG" "${overrides[@]}" \
-     >> "$dir/server.log" 2>&1 < /dev/null &
-   echo $! > "$pid_file")
+  # A plain async command, so $! is the broker's own pid (setsid execs in place here).
+  setsid "$PY" -m kafkapy.cli.server_start "$CONFIG" "${overrides[@]}" \
+    >> "$dir/server.log" 2>&1 < /dev/null &
+  echo $! > "$pid_file"
   say "starting broker $id (pid $(cat "$pid_file")) on localhost:$port, log $dir/server.log"
   started+=("$id")
 done

@@ -171,7 +171,8 @@ def check_deliveries(produced: Path, by_seq: dict[int, dict]) -> None:
 def batch_codecs(log_dir: Path, topic: str) -> Counter:
     """Compression codec of every record batch of `topic` in the broker's segment files."""
     codecs: Counter = Counter()
-    dirs = [d for d in log_dir.glob(f"{topic}-*") if d.name.rsplit("-", 1)[1].isdigit()]
+    dirs = [d for d in log_dir.glob(f"{topic}-*")
+            if d.name.rsplit("-", 1)[0] == topic and d.name.rsplit("-", 1)[1].isdigit()]
     for d in dirs:
         for seg in sorted(d.glob("*.log")):
             data = seg.read_bytes()
