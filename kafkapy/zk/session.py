@@ -17,7 +17,8 @@ from typing import Any, Callable, TypeVar
 import attrs
 import trio
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import ConnectionLoss, NodeExistsError, OperationTimeoutError, SessionExpiredError
+from kazoo.exceptions import (ConnectionLoss, KazooException, NodeExistsError,
+                              OperationTimeoutError, SessionExpiredError)
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 
@@ -130,10 +131,16 @@ class ZkSession:
                 return await trio.to_thread.run_sync(
                     functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
             except (ConnectionLoss, SessionExpiredError, OperationTimeoutError) as exc:
+                if self._closed:
+                    raise ev.ZkClientClosedError("ZooKeeper client is closed") from exc
                 log.warning("ZooKeeper call %s failed (%s); retrying", getattr(fn, "__name__", fn),
                             type(exc).__name__)
                 await trio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+            except KazooException as exc:
+                if self._closed:  # kazoo fails queued requests when it is stopped
+                    raise ev.ZkClientClosedError("ZooKeeper client is closed") from exc
+                raise
 
     # --- thread -> trio bridge --------------------------------------------------------
 

@@ -137,3 +137,12 @@ def test_paths() -> None:
     assert paths.config_change_prefix_path() == "/config/changes/config_change_"
     assert "/config/ips" in paths.PERSISTENT_ZK_PATHS
     assert paths.parent("/controller") == "/" and paths.parent("/a/b") == "/a"
+
+
+def test_split_connect_string() -> None:
+    from kafkapy.zk.session import split_connect
+
+    assert split_connect("h1:2181,h2:2181/kafka") == ("h1:2181,h2:2181", "/kafka")
+    assert split_connect("h1:2181/a/b/") == ("h1:2181", "/a/b")
+    assert split_connect("h1:2181") == ("h1:2181", "")
+    assert split_connect("h1:2181/") == ("h1:2181", "")
