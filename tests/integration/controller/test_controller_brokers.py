@@ -54,3 +54,30 @@ async def test_controller_failover_with_real_brokers(broker_cluster) -> None:
                     await trio.sleep(0.1)
     finally:
         await zk.close()
+
+
+async def test_controlled_shutdown_moves_leadership_before_exit(broker_cluster) -> None:
+    overrides = {"zookeeper.session.timeout.ms": "30000"}  # expiry cannot be what moves it
+    brokers = [broker_cluster.start(broker_id=i, overrides=overrides) for i in (1, 2)]
+    zk = KafkaZkClient(broker_cluster.zk_connect, 6000, 20000)
+    await zk.start()
+    try:
+        controller_id = await zk.get_controller_id()
+        other = next(b for b in brokers if b.broker_id != controller_id)
+        async with connect(brokers[0]) as conn:
+            req = CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
+                name="cs", num_partitions=4, replication_factor=2)], timeout_ms=30000)
+            assert (await conn.send(ApiKey.CREATE_TOPICS, 7, req)).topics[0].error_code == 0
+        tps = [("cs", p) for p in range(4)]
+        with trio.fail_after(30):
+            while True:
+                states = await zk.get_partition_states(tps)
+                if len(states) == 4 and all(len(s.isr) == 2 for s in states.values()):
+                    break
+                await trio.sleep(0.05)
+        assert any(s.leader == other.broker_id for s in states.values())
+        await trio.to_thread.run_sync(other.stop)  # SIGTERM: controlled shutdown first
+        states = await zk.get_partition_states(tps)
+        assert all(s.leader == controller_id and s.isr == [controller_id] for s in states.values())
+    finally:
+        await zk.close()
