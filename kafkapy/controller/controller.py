@@ -7,6 +7,11 @@ leader.imbalance.check.interval.seconds, leader.imbalance.per.broker.percentage 
 inter-broker listener name); None means Kafka's defaults. Run it with
 `await nursery.start(controller.run)`; `await controller.shutdown()` stops it.
 
+API for request handlers (each answers "not the controller" when inactive): `is_active`,
+`epoch`, `active_controller_id`, `controlled_shutdown(broker_id, broker_epoch)`,
+`alter_partition(request, version)`, `elect_leaders(election_type, partitions)`,
+`alter_partition_reassignments(targets)`, `list_partition_reassignments()`.
+
 One trio task reads one event queue fed by ZooKeeper watches (via `zk.add_event_channel`) and
 by API calls; only it touches the context. It elects at startup and whenever `/controller`
 vanishes; on winning it loads the context (§3.4), then feeds events to `decisions.on_event`
