@@ -44,7 +44,9 @@ def validate(ctx: ControllerContext, broker_id: int, proposal: IsrProposal,
         return ErrorCode.NOT_CONTROLLER, current, False  # we are behind: likely not controller
     if proposal.leader_epoch < current.leader_epoch:
         return ErrorCode.FENCED_LEADER_EPOCH, current, False
-    if (broker_id == current.leader and list(proposal.isr) == list(current.isr)
+    if broker_id != current.leader:
+        return ErrorCode.INVALID_REQUEST, current, False  # only the leader may change the ISR
+    if (list(proposal.isr) == list(current.isr)
             and proposal.leader_recovery_state == current.leader_recovery_state):
         return ErrorCode.NONE, current, False
     if proposal.partition_epoch < current.zk_version:

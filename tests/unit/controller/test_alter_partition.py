@@ -49,6 +49,11 @@ def test_rejections(proposal: IsrProposal, version: int, expected: ErrorCode) ->
     assert (code, write) == (expected, False)
 
 
+def test_only_the_leader_may_alter_the_isr() -> None:
+    code, _, write = validate(ctx_with(), 2, IsrProposal(TP, 4, [2], 7), 3)
+    assert (code, write) == (ErrorCode.INVALID_REQUEST, False)
+
+
 def test_already_applied_is_success_without_write() -> None:
     code, state, write = validate(ctx_with(isr=(1,)), 1, IsrProposal(TP, 4, [1], 6), 3)
     assert (code, write) == (ErrorCode.NONE, False) and state.zk_version == 7
