@@ -50,6 +50,8 @@ class ControllerContext:
     states: dict[TopicPartition, PartitionState] = attrs.field(factory=dict)
     partition_states: dict[TopicPartition, str] = attrs.field(factory=dict)
     replica_states: dict[tuple[TopicPartition, int], str] = attrs.field(factory=dict)
+    # reassignments requested through the legacy /admin/reassign_partitions node
+    zk_reassignments: dict[TopicPartition, list[int]] = attrs.field(factory=dict)
     # deletion
     topics_to_delete: set[str] = attrs.field(factory=set)
     topics_ineligible: set[str] = attrs.field(factory=set)

@@ -30,7 +30,7 @@ import trio
 from kafkapy.controller import decisions
 from kafkapy.controller import elect_leaders as EL
 from kafkapy.controller import events as E
-from kafkapy.controller import reassignment
+from kafkapy.controller import legacy_reassign, reassignment
 from kafkapy.controller import zk_reads
 from kafkapy.controller import requests as R
 from kafkapy.controller.alter_partition_edge import process_alter_partition
@@ -290,8 +290,7 @@ class KafkaController:
         elif path == paths.PREFERRED_REPLICA_ELECTION:
             await self._preferred_from_zk()
         elif path == paths.REASSIGN_PARTITIONS:
-            log.warning("legacy reassignment through %s is not supported; use the "
-                        "AlterPartitionReassignments API", path)
+            await self._legacy_reassignment()
 
     # --- election and failover --------------------------------------------------------
 
@@ -346,6 +345,7 @@ class KafkaController:
         await self._topic_deletion()
         await self._isr_changes()
         await self._preferred_from_zk()
+        await self._legacy_reassignment()
         if self.auto_rebalance:
             self._nursery.start_soon(self._rebalance_timer, self._active_scope)
 
@@ -372,6 +372,7 @@ class KafkaController:
         await self._topic_deletion()
         await self._isr_changes()
         await self._preferred_from_zk()
+        await self._legacy_reassignment()
 
     # --- ZooKeeper reads that feed the pure core ---------------------------------------
 
@@ -392,6 +393,12 @@ class KafkaController:
     async def _isr_changes(self) -> None:
         assert self.ctx is not None
         event = await zk_reads.isr_changes(self.zk)
+        if event is not None:
+            await self._apply(decisions.on_event(self.ctx, event))
+
+    async def _legacy_reassignment(self) -> None:
+        assert self.ctx is not None
+        event = await legacy_reassign.read_request(self.zk, self.ctx)
         if event is not None:
             await self._apply(decisions.on_event(self.ctx, event))
 
@@ -477,6 +484,8 @@ class KafkaController:
                     self._channels.send(action.broker_id, request, action.report)
         if rejected:
             await self._retry_rejected(ctx, rejected, attempt)
+        if ctx.zk_reassignments and self.ctx is ctx:
+            await legacy_reassign.prune(self.zk, ctx)
 
     async def _retry_rejected(self, ctx: ControllerContext, rejected: set[tuple[str, int]],
                               attempt: int) -> None:

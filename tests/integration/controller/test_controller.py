@@ -274,3 +274,32 @@ async def test_reassignment_completes_when_target_joins_isr(zookeeper_server: Zo
         await wait_until(deleted_on_1, what="StopReplica(delete) to the removed replica")
         for b in brokers:
             await b.stop()
+
+
+async def test_legacy_reassignment_node(zookeeper_server: ZooKeeperServer) -> None:
+    from kafkapy.zk.data import encode_reassignment
+
+    connect = zookeeper_server.connect + unique_chroot()
+    async with trio.open_nursery() as nursery:
+        brokers = [FakeBroker(i, connect) for i in (1, 2)]
+        for b in brokers:
+            await b.start(nursery)
+        await wait_until(lambda: len(active(brokers)) == 1, what="controller")
+        zk = brokers[0].zk
+        await zk.create_topic("t", TopicAssignment({0: [1, 2], 1: [2, 1]}))
+
+        async def elected() -> bool:
+            return len(await states(zk, "t", 2)) == 2
+        await wait_until(elected, what="partition states")
+        # t-0 shrinks to [2] (completes at once); t-9 does not exist and is dropped
+        await zk.create(paths.REASSIGN_PARTITIONS, encode_reassignment({("t", 0): [2], ("t", 9): [1]}))
+
+        async def finished() -> bool:
+            return await zk.exists(paths.REASSIGN_PARTITIONS) is None
+        await wait_until(finished, what="reassignment node removed")
+        assignment = await zk.get_topic_assignment("t")
+        assert assignment.partitions == {0: [2], 1: [2, 1]} and not assignment.removing_replicas
+        leader, isr, _ = (await states(zk, "t", 1))[0]
+        assert (leader, isr) == (2, [2])
+        for b in brokers:
+            await b.stop()
