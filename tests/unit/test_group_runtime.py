@@ -305,3 +305,26 @@ async def test_every_advertised_version_encodes() -> None:
                 name="t", partition_indexes=[0])]))
         assert f.topics[0].partitions[0].committed_offset == 11
         nursery.cancel_scope.cancel()
+
+
+async def test_runtime_timers_expire_silent_members() -> None:
+    """The timer task fires session and rebalance deadlines without any request arriving."""
+    server = FakeServer(**{"group.min.session.timeout.ms": 10})
+    async with trio.open_nursery() as nursery:
+        rt = await start(nursery, server)
+        protos = [("range", b"\x00\x00\x00\x00\x00\x01\x00\x01t")]
+
+        async def join(member: str = "") -> Any:
+            return await rt.join("g", member, None, False, False, "c", "/h", 150, 100,
+                                 "consumer", protos)
+        a = await join()
+        assert a.generation_id == 1
+        with trio.fail_after(5):
+            b = await join()          # parks until the rebalance timeout drops silent `a`
+        assert b.generation_id == 2 and [m[0] for m in b.members] == [b.member_id]
+        assert rt.heartbeat("g", a.member_id, None, 1) is E.UNKNOWN_MEMBER_ID
+        assert rt.describe("g")[1].state == "CompletingRebalance"
+        with trio.fail_after(5):      # `b` never syncs or heartbeats: removed as well
+            while rt.describe("g")[1].state != "Empty":
+                await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
