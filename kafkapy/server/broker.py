@@ -103,6 +103,8 @@ class KafkaServer:
         self.metadata_cache.broker_id = self.broker_id
         self.replica_manager = ReplicaManager(self.broker_id, self.log_manager,
                                               self.metadata_cache, self.log_config_for)
+        self.replica_manager.configure_replication(cfg, lambda: self.broker_epoch)
+        await nursery.start(self.replica_manager.run)
         self.producer_id_manager = ProducerIdManager(self.broker_id,
                                                      zk.allocate_producer_id_block)
         from kafkapy.coordinator.group.runtime import GroupRuntime
@@ -112,7 +114,8 @@ class KafkaServer:
         apis = KafkaApis(self)
         listener = cfg.listeners[0]
         self.socket_server = SocketServer(listener.host or "0.0.0.0", listener.port, apis.handle,
-                                          max_request_size=cfg.get("socket.request.max.bytes"))
+                                          max_request_size=cfg.get("socket.request.max.bytes"),
+                                          idle_timeout_ms=cfg.get("connections.max.idle.ms"))
         self.bound_port = await nursery.start(self.socket_server.run)
         registration = self._registration()
         self.broker_epoch = await zk.register_broker(registration)
@@ -168,6 +171,8 @@ class KafkaServer:
             await self.socket_server.aclose()
         if self.controller is not None:
             await self.controller.shutdown()
+        if self.replica_manager is not None:
+            self.replica_manager.shutdown()
         if self.log_manager is not None:
             self.log_manager.shutdown()
         if self.zk is not None:
