@@ -12,8 +12,10 @@ from typing import Any, Awaitable, Callable, Iterable
 import attrs
 import trio
 
+from kafkapy.cluster.alter_partition_manager import AlterPartitionManager
 from kafkapy.cluster.metadata_cache import MetadataCache
-from kafkapy.cluster.partition import Partition
+from kafkapy.cluster.partition import Partition, now_ms
+from kafkapy.cluster.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 from kafkapy.log import LogConfig, LogManager, TopicPartition
 from kafkapy.protocol.errors import ErrorCode, KafkaError
 
@@ -79,6 +81,51 @@ class ReplicaManager:
     controller_epoch: int = -1
     # Called with (tp, is_leader, leader_epoch) after role changes (group coordinator hooks).
     role_listeners: list[Callable[[TopicPartition, bool, int], None]] = attrs.field(factory=list)
+    # Replication (set by configure_replication; absent in single-process unit setups).
+    fetcher_manager: ReplicaFetcherManager | None = None
+    alter_partition_manager: AlterPartitionManager | None = None
+    replica_lag_time_max_ms: int = 30000
+    _cancel: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    def configure_replication(self, config: Any, broker_epoch: Callable[[], int]) -> None:
+        """Create the fetcher and AlterPartition managers from broker config (replica.*)."""
+        self.replica_lag_time_max_ms = config.get("replica.lag.time.max.ms")
+        self.fetcher_manager = ReplicaFetcherManager(
+            self.broker_id, self.metadata_cache, FetcherConfig.from_broker_config(config))
+        self.alter_partition_manager = AlterPartitionManager(
+            self.broker_id, self.metadata_cache, broker_epoch,
+            backoff_ms=min(config.get("replica.fetch.backoff.ms"), 500),
+            request_timeout_ms=config.get("controller.socket.timeout.ms"))
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Background replication work: fetchers, AlterPartition sender, ISR shrink checks."""
+        with self._cancel:
+            async with trio.open_nursery() as nursery:
+                if self.fetcher_manager is not None:
+                    await nursery.start(self.fetcher_manager.run)
+                if self.alter_partition_manager is not None:
+                    nursery.start_soon(self.alter_partition_manager.run)
+                    nursery.start_soon(self._isr_expiration)
+                task_status.started()
+
+    def shutdown(self) -> None:
+        """Stop fetching and proposing before the logs close."""
+        self._cancel.cancel()
+
+    async def _isr_expiration(self) -> None:
+        """Every replica.lag.time.max.ms/2, drop followers that stopped keeping up."""
+        interval = max(self.replica_lag_time_max_ms / 2, 10) / 1000
+        while True:
+            await trio.sleep(interval)   # a periodic schedule, as Kafka's isr-expiration task
+            now = now_ms()
+            for partition in list(self.partitions.values()):
+                lagging = partition.maybe_shrink_isr(now, self.replica_lag_time_max_ms)
+                if lagging:
+                    log.info("shrinking ISR of %s: %s fell behind", partition.tp, lagging)
+
+    def _propose_isr(self, partition: Partition, isr: list[int]) -> None:
+        if self.alter_partition_manager is not None:
+            self.alter_partition_manager.submit(partition, isr)
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -161,9 +208,9 @@ class ReplicaManager:
             partition.check_leader_epoch(spec.current_leader_epoch, require_leader=True)
             plog = partition.log
             if params.is_follower:
-                partition.update_follower_fetch_state(params.replica_id, spec.fetch_offset)
                 diverging = self._diverging_epoch(partition, spec)
                 if diverging is not None:
+                    # The fetch offset is not a valid LEO of the follower: record nothing.
                     result.diverging_epoch = diverging
                     result.records = b""
                     self._fill_offsets(result, partition)
@@ -175,6 +222,10 @@ class ReplicaManager:
                 max_offset = partition.high_watermark()
             data = plog.read(spec.fetch_offset, max_bytes, max_offset, min_one_message)
             result.records = data.records
+            if params.is_follower:
+                # Only a fetch that is in range tells us the follower's LEO (Kafka records
+                # follower state after a successful read).
+                partition.update_follower_fetch_state(params.replica_id, spec.fetch_offset)
         except KafkaError as e:
             result.error = e.code
             result.records = b""
@@ -280,16 +331,21 @@ class ReplicaManager:
             if plog.config != config:   # a log recovered at startup had the defaults
                 self.log_manager.update_topic_config(tp.topic, config)
             partition = Partition(tp, self.broker_id, plog, topic_id=topic_id)
+            partition.isr_proposer = self._propose_isr
             self.partitions[tp] = partition
         kwargs = dict(leader_epoch=ps.leader_epoch, partition_epoch=ps.partition_epoch,
                       controller_epoch=ps.controller_epoch, isr=list(ps.isr),
                       replicas=list(ps.replicas))
         if ps.leader == self.broker_id:
+            if self.fetcher_manager is not None:
+                self.fetcher_manager.remove_partition(tp)
             partition.make_leader(**kwargs)
             log.info("became leader of %s at epoch %d, ISR %s, log end %d", tp,
                      ps.leader_epoch, list(ps.isr), partition.log.log_end_offset)
         else:
             partition.make_follower(leader_id=ps.leader, **kwargs)
+            if self.fetcher_manager is not None:
+                self.fetcher_manager.add_partition(partition)
             log.info("became follower of %s (leader %d, epoch %d)", tp, ps.leader,
                      ps.leader_epoch)
         for listener in self.role_listeners:
@@ -303,6 +359,8 @@ class ReplicaManager:
             if leader_epoch not in (-1, -2) and leader_epoch < partition.leader_epoch:
                 return ErrorCode.FENCED_LEADER_EPOCH
             del self.partitions[tp]
+            if self.fetcher_manager is not None:
+                self.fetcher_manager.remove_partition(tp)
             partition.make_follower(leader_id=-1, leader_epoch=partition.leader_epoch,
                                     partition_epoch=partition.partition_epoch,
                                     controller_epoch=partition.controller_epoch,

@@ -26,15 +26,18 @@ from kafkapy.protocol.headers import (
 from kafkapy.server.context import RequestContext
 from kafkapy.server.handlers import (
     admin,
+    alter_partition,
     cluster,
     configs,
     control,
+    elect_leaders,
     fetch,
     group,
     metadata,
     offsets,
     produce,
     producer_id,
+    reassignments,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ Handler = Callable[[RequestContext, Any], Awaitable[Any]]
 def all_handlers() -> dict[int, Handler]:
     handlers: dict[int, Handler] = {}
     for module in (produce, fetch, metadata, offsets, admin, configs, cluster, control,
-                   producer_id, group):
+                   producer_id, group, alter_partition, elect_leaders, reassignments):
         handlers.update(module.HANDLERS)
     return handlers
 
