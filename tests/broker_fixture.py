@@ -287,10 +287,14 @@ class BrokerProcess:
         return f"--- last {len(tail)} chars of {self.output_path} ---\n{tail}"
 
     def cpu_ms(self) -> float:
-        """utime + stime of the broker process from /proc/<pid>/stat, in milliseconds."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
-        return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
+        return cpu_ms_of(self.pid)
+
+
+def cpu_ms_of(pid: int) -> float:
+    """utime + stime of a process from /proc/<pid>/stat, in milliseconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+    return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
 class BrokerCluster:
