@@ -111,8 +111,12 @@ class AlterPartitionManager:
 
     async def _send(self, batch: list[_Item]) -> list[_Item]:
         """Send one batch; returns the items to retry."""
-        batch = [i for i in batch if i.partition.pending_isr is not None
-                 and i.partition.leader_epoch == i.leader_epoch]
+        # Drop proposals a LeaderAndIsr (or an earlier answer) made obsolete; what is left
+        # is at most one item per partition: the one matching its pending state.
+        latest = {id(i.partition): i for i in batch}
+        batch = [i for i in latest.values() if i.partition.pending_isr == i.isr
+                 and i.partition.leader_epoch == i.leader_epoch
+                 and i.partition.partition_epoch == i.partition_epoch]
         if not batch:
             return []
         # v2 names topics by id; fall back to v1 (names) when a topic id is unknown.

@@ -115,6 +115,10 @@ class Partition:
         for event in self.listeners:
             event.set()
 
+    def notify_changed(self) -> None:
+        """Wake waiters after a follower-side log change (append, truncation, new HW)."""
+        self._signal()
+
     def changed(self) -> trio.Event:
         """An event set at the next append, high-watermark move or role change."""
         return self._changed

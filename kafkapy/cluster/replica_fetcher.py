@@ -194,7 +194,7 @@ class ReplicaFetcher:
         plog.update_high_watermark(min(pd.high_watermark, plog.log_end_offset))
         if 0 <= pd.log_start_offset <= plog.high_watermark:
             plog.maybe_increment_log_start_offset(pd.log_start_offset)
-        partition._signal()
+        partition.notify_changed()
         return False
 
     @staticmethod
@@ -204,7 +204,7 @@ class ReplicaFetcher:
         # Epoch entries starting at or after the new end describe no data (e.g. an epoch this
         # broker led without writing); keeping them would make us report that epoch again.
         plog.leader_epoch_cache.truncate_from_end(plog.log_end_offset)
-        partition._signal()
+        partition.notify_changed()
 
     async def _handle_out_of_range(self, state: FetchState) -> None:
         partition, plog = state.partition, state.partition.log
@@ -224,7 +224,7 @@ class ReplicaFetcher:
                     "restart" if action.truncate_fully else "truncate", action.offset)
         if action.truncate_fully:
             plog.truncate_fully_and_start_at(action.offset)
-            partition._signal()
+            partition.notify_changed()
         else:
             self._truncate(partition, action.offset)
 

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 import trio
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as CKTopicPartition
 
 from kafkapy.network.client import BrokerConnection
 from kafkapy.protocol.api import ApiKey
@@ -46,6 +48,25 @@ def produce_raw(broker, topic: str, values: list[bytes], acks: int,
     return ErrorCode(p.error_code), p.base_offset
 
 
+def consume(bootstrap: str, topic: str, wanted: set, timeout: float) -> dict:
+    """{(partition, offset): (key, value)} until every wanted offset was delivered."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    try:
+        consumer.assign([CKTopicPartition(topic, 0, 0)])
+        seen: dict = {}
+        deadline = time.monotonic() + timeout
+        while not wanted <= seen.keys() and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            assert msg.error() is None, msg.error()
+            seen[(msg.partition(), msg.offset())] = (msg.key(), msg.value())
+        return seen
+    finally:
+        consumer.close()
+
+
 def test_leader_kill9_elects_from_isr_and_loses_no_acked_message(broker_cluster, zk_for):
     brokers = start_cluster(broker_cluster)
     zk = zk_for(broker_cluster)
@@ -74,6 +95,9 @@ def test_leader_kill9_elects_from_isr_and_loses_no_acked_message(broker_cluster,
     wait_for(lambda: replicas_identical(survivors, topic, 1), 60, "replicas to converge")
     assert_replicas_hold(survivors, topic, prod.acked, 1)
     wait_for(lambda: len(zk.state(topic)["isr"]) == 3, 30, "the old leader back in the ISR")
+    # Consumers read everything acked from the new leader (its HW covers it).
+    seen = consume(broker_cluster.bootstrap, topic, set(prod.acked), timeout=60)
+    assert {k: seen.get(k) for k in prod.acked} == prod.acked
     print(f"new leader elected {elected_s:.2f}s after kill -9; acks resumed within "
           f"{resumed_s:.2f}s")
 
