@@ -1,0 +1,301 @@
+"""Cluster behaviour of real broker processes: controller failover after kill -9, leader
+re-election after kill -9, controlled shutdown, and a controller whose ZooKeeper session
+expires while it is paused (SIGSTOP) — each must end with exactly one controller that every
+broker agrees on.
+
+Only leadership is checked here (RF=3 topics whose ISR is full from creation), so these
+tests do not depend on follower replication. Measured times are printed (`pytest -s`).
+The helpers at the top are shared by the other test_cluster_* modules.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from typing import AsyncIterator, Awaitable, Callable, Iterable
+
+import pytest
+import trio
+
+from kafkapy.network.client import BrokerConnection
+from kafkapy.protocol.api import ApiKey
+from kafkapy.protocol.errors import ErrorCode
+from kafkapy.protocol.messages.create_topics import CreateTopicsRequest
+from kafkapy.protocol.messages.list_partition_reassignments import (
+    ListPartitionReassignmentsRequest,
+)
+from kafkapy.zk.client import KafkaZkClient
+from tests.broker_fixture import BrokerCluster, BrokerProcess
+from tests.integration.kafka_wire import batch, connect, metadata, produce
+
+pytestmark = pytest.mark.integration
+
+#: Lean timings for a 2-core machine; auto rebalance off so leadership moves only when a test
+#: makes it move.
+CLUSTER_OVERRIDES = {
+    "zookeeper.session.timeout.ms": "6000",
+    "replica.lag.time.max.ms": "3000",
+    "controlled.shutdown.retry.backoff.ms": "500",
+    "auto.leader.rebalance.enable": "false",
+}
+
+
+# --- helpers shared by the test_cluster_* modules ---------------------------------------------
+
+def start_brokers(cluster: BrokerCluster, ids: Iterable[int],
+                  overrides: dict[str, str] | None = None) -> dict[int, BrokerProcess]:
+    """Start the brokers together (their JVM-free start-ups overlap), then wait for each."""
+    merged = {**CLUSTER_OVERRIDES, **(overrides or {})}
+    brokers = {i: cluster.start(broker_id=i, overrides=merged, wait=False) for i in ids}
+    for b in brokers.values():
+        b.wait_ready(90)
+    return brokers
+
+
+@contextlib.asynccontextmanager
+async def zk_session(cluster: BrokerCluster) -> AsyncIterator[KafkaZkClient]:
+    zk = KafkaZkClient(cluster.zk_connect, 10000, 20000)
+    await zk.start()
+    try:
+        yield zk
+    finally:
+        await zk.close()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
+    """Poll an async condition; returns the seconds it took, fails the test on timeout."""
+    started = time.monotonic()
+    with trio.move_on_after(timeout):
+        while True:
+            with contextlib.suppress(OSError, ConnectionError):  # a broker going away mid-probe
+                if await predicate():
+                    return time.monotonic() - started
+            await trio.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+async def create_topic(broker: BrokerProcess, name: str, assignment: dict[int, list[int]]) -> None:
+    """CreateTopics with an explicit assignment; `broker` must be the controller."""
+    req = CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
+        name=name, num_partitions=-1, replication_factor=-1,
+        assignments=[CreateTopicsRequest.CreatableReplicaAssignment(partition_index=p,
+                                                                   broker_ids=r)
+                     for p, r in assignment.items()], configs=[])], timeout_ms=30000)
+    async with connect(broker) as conn:
+        resp = await conn.send(ApiKey.CREATE_TOPICS, 7, req)
+    assert resp.topics[0].error_code == 0, resp.topics[0].error_message
+
+
+async def partition_view(broker: BrokerProcess, topic: str
+                         ) -> tuple[int, dict[int, tuple[int, list[int], list[int]]]]:
+    """(controller id, partition -> (leader, replicas, isr)) as `broker`'s Metadata says."""
+    async with connect(broker) as conn:
+        md = await metadata(conn, [topic])
+    t = md.topics[0]
+    parts = {p.partition_index: (p.leader_id, list(p.replica_nodes), list(p.isr_nodes))
+             for p in t.partitions} if t.error_code == 0 else {}
+    return md.controller_id, parts
+
+
+async def controller_id_seen_by(broker: BrokerProcess) -> int:
+    async with connect(broker) as conn:
+        return (await metadata(conn, [])).controller_id
+
+
+async def answers_as_controller(broker: BrokerProcess) -> bool:
+    """Whether the broker's controller module is active: controller-only requests
+    (ListPartitionReassignments) get NOT_CONTROLLER everywhere else."""
+    async with connect(broker) as conn:
+        resp = await conn.send(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0,
+                               ListPartitionReassignmentsRequest(timeout_ms=10000, topics=None))
+    return resp.error_code != ErrorCode.NOT_CONTROLLER
+
+
+async def broker_epoch(zk: KafkaZkClient, broker_id: int) -> int | None:
+    """czxid of /brokers/ids/<id>: the broker epoch (KIP-380); None when not registered."""
+    stat = await zk.exists(f"/brokers/ids/{broker_id}")
+    return None if stat is None else stat.czxid
+
+
+async def single_agreed_controller(zk: KafkaZkClient, brokers: Iterable[BrokerProcess]) -> int:
+    """The /controller id if it is set, every given broker's Metadata names it and exactly that
+    broker acts as controller; -1 otherwise."""
+    cid = await zk.get_controller_id()
+    if cid < 0:
+        return -1
+    for b in brokers:
+        if await controller_id_seen_by(b) != cid:
+            return -1
+    active = [b.broker_id for b in brokers if await answers_as_controller(b)]
+    return cid if active == [cid] else -1
+
+
+THREE_WAY = {0: [1, 2, 3], 1: [2, 3, 1], 2: [3, 1, 2]}  # each broker prefers one partition
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+async def test_controller_failover_after_kill9(broker_cluster) -> None:
+    brokers = start_brokers(broker_cluster, (1, 2, 3))
+    async with zk_session(broker_cluster) as zk:
+        old = await zk.get_controller_id()
+        old_epoch = (await zk.get_controller_epoch())[0]
+        assert await single_agreed_controller(zk, brokers.values()) == old
+        survivors = [b for i, b in brokers.items() if i != old]
+
+        brokers[old].kill9()
+        started = time.monotonic()
+
+        async def zk_has_new_controller() -> bool:
+            return (await zk.get_controller_id()) not in (-1, old)
+        zk_time = await wait_for(zk_has_new_controller, 40, "a new /controller")
+        new = await zk.get_controller_id()
+
+        async def agreed() -> bool:
+            return await single_agreed_controller(zk, survivors) == new
+        await wait_for(agreed, 20, "survivors agreeing on the new controller")
+        total = time.monotonic() - started
+        print(f"\ncontroller failover after kill -9 of broker {old}: /controller -> {new} "
+              f"after {zk_time:.2f}s, all survivors agree after {total:.2f}s "
+              f"(zookeeper.session.timeout.ms=6000)")
+        assert (await zk.get_controller_epoch())[0] > old_epoch
+
+        # The old controller comes back as an ordinary broker: still one controller.
+        brokers[old].start(timeout=90)
+
+        async def rejoined() -> bool:
+            return await single_agreed_controller(zk, brokers.values()) == new
+        await wait_for(rejoined, 30, "the restarted broker to follow the new controller")
+
+
+async def test_leader_reelection_after_kill9(broker_cluster) -> None:
+    brokers = start_brokers(broker_cluster, (1, 2, 3))
+    async with zk_session(broker_cluster) as zk:
+        controller = await zk.get_controller_id()
+        await create_topic(brokers[controller], "reelect", THREE_WAY)
+        # A non-controller victim, so only leader election (not controller failover) is timed.
+        victim = next(i for i in (1, 2, 3) if i != controller)
+        observer = brokers[controller]
+        victim_partition = next(p for p, r in THREE_WAY.items() if r[0] == victim)
+
+        async def all_led() -> bool:
+            _, parts = await partition_view(observer, "reelect")
+            return len(parts) == 3 and all(parts[p][0] == r[0] for p, r in THREE_WAY.items())
+        await wait_for(all_led, 30, "preferred leaders of the new topic")
+
+        brokers[victim].kill9()
+        started = time.monotonic()
+
+        async def new_leader() -> bool:
+            _, parts = await partition_view(observer, "reelect")
+            leader, _, isr = parts[victim_partition]
+            return leader not in (-1, victim) and victim not in isr
+        elapsed = await wait_for(new_leader, 40, f"a new leader of reelect-{victim_partition}")
+        print(f"\nleader re-election after kill -9 of broker {victim}: Metadata shows a new "
+              f"leader of reelect-{victim_partition} after {elapsed:.2f}s")
+
+        _, parts = await partition_view(observer, "reelect")
+        for p, (leader, _, isr) in parts.items():
+            assert leader != victim and victim not in isr
+            if p != victim_partition:
+                assert leader == THREE_WAY[p][0]  # partitions it did not lead kept their leader
+        # Every survivor agrees, and the new leader really takes writes.
+        for i in (1, 2, 3):
+            if i != victim:
+                assert (await partition_view(brokers[i], "reelect"))[1] == parts
+        new = parts[victim_partition][0]
+        async with connect(brokers[new]) as conn:
+            resp = await produce(conn, "reelect", victim_partition, batch([b"after-failover"]),
+                                 acks=1)
+        assert resp.error_code == 0
+
+
+async def test_controlled_shutdown_moves_leadership_while_alive(broker_cluster) -> None:
+    brokers = start_brokers(broker_cluster, (1, 2, 3))
+    async with zk_session(broker_cluster) as zk:
+        controller = await zk.get_controller_id()
+        await create_topic(brokers[controller], "graceful", THREE_WAY)
+        tps = [("graceful", p) for p in THREE_WAY]
+
+        async def created() -> bool:
+            states = await zk.get_partition_states(tps)
+            return len(states) == 3 and all(len(s.isr) == 3 for s in states.values())
+        await wait_for(created, 30, "partition states of the new topic")
+        victim = next(i for i in (1, 2, 3) if i != controller)
+        proc = brokers[victim].proc
+
+        registrations = await zk.exists("/brokers/ids")
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        moved_at_zxid = 0
+
+        async def moved_off() -> bool:
+            nonlocal moved_at_zxid
+            nodes = [await zk.get_data(f"/brokers/topics/{t}/partitions/{p}/state") for t, p in tps]
+            states = [json.loads(data) for data, _ in nodes]
+            moved_at_zxid = max(stat.mzxid for _, stat in nodes)
+            return all(s["leader"] != victim and victim not in s["isr"] for s in states)
+        moved = await wait_for(moved_off, 30, f"leadership and ISR to leave broker {victim}")
+        await trio.to_thread.run_sync(proc.wait, 30)
+        exited = time.monotonic() - started
+        print(f"\ncontrolled shutdown of broker {victim}: leadership moved off after "
+              f"{moved:.2f}s, process exited after {exited:.2f}s")
+        assert proc.returncode == 0, brokers[victim].output_tail()
+        # Moved by the ControlledShutdown request, not by the broker's node vanishing at exit:
+        # the state writes that moved it precede the deregistration (pzxid of /brokers/ids is
+        # the zxid of its last child change, the victim's node going away).
+        deregistered = await zk.exists("/brokers/ids")
+        assert deregistered.cversion > registrations.cversion
+        assert moved_at_zxid < deregistered.pzxid, "leadership moved only after the broker left"
+        assert "controlled shutdown succeeded" in brokers[victim].output_tail()
+        survivor = brokers[controller]
+        _, parts = await partition_view(survivor, "graceful")
+        assert all(leader not in (-1, victim) for leader, _, _ in parts.values())
+
+
+async def test_controller_session_expiry_while_paused(broker_cluster) -> None:
+    brokers = start_brokers(broker_cluster, (1, 2, 3))
+    async with zk_session(broker_cluster) as zk:
+        old = await zk.get_controller_id()
+        await create_topic(brokers[old], "paused", THREE_WAY)
+        old_epoch = (await zk.get_controller_epoch())[0]
+        old_broker_epoch = await broker_epoch(zk, old)
+        paused = brokers[old]
+        others = [b for i, b in brokers.items() if i != old]
+
+        os.kill(paused.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+
+            async def replaced() -> bool:
+                return (await zk.get_controller_id() not in (-1, old)
+                        and await broker_epoch(zk, old) is None)
+            elapsed = await wait_for(replaced, 40, "the paused controller's session to expire")
+            print(f"\ncontroller {old} paused (SIGSTOP): session expired and broker "
+                  f"{await zk.get_controller_id()} took over after {elapsed:.2f}s")
+        finally:
+            os.kill(paused.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+
+        async def reregistered() -> bool:
+            epoch = await broker_epoch(zk, old)
+            return epoch is not None and epoch > old_broker_epoch
+        await wait_for(reregistered, 40, "the resumed broker to re-register")
+
+        async def one_controller() -> bool:
+            return await single_agreed_controller(zk, brokers.values()) >= 0
+        await wait_for(one_controller, 30, "one controller all brokers agree on")
+        print(f"resumed broker {old} re-registered with a new broker epoch; one agreed "
+              f"controller {await zk.get_controller_id()} after "
+              f"{time.monotonic() - resumed:.2f}s")
+        assert (await zk.get_controller_epoch())[0] > old_epoch
+        # No split brain on leadership either: every broker reports the same leaders, each
+        # partition has one, and the resumed broker agrees with /controller.
+        async def same_leaders_everywhere() -> bool:
+            views = [(await partition_view(b, "paused"))[1] for b in brokers.values()]
+            return (all(v == views[0] for v in views[1:]) and len(views[0]) == 3
+                    and all(leader >= 0 for leader, _, _ in views[0].values()))
+        await wait_for(same_leaders_everywhere, 20, "every broker to report the same leaders")
+        assert paused.running() and all(b.running() for b in others)
