@@ -189,7 +189,7 @@ class ReplicaManager:
             if not partition.is_leader or partition.leader_epoch != epoch:
                 return ErrorCode.NOT_LEADER_OR_FOLLOWER
             if partition.high_watermark() > last_offset:
-                if len(partition.isr) < partition.effective_min_isr():
+                if len(partition.maximal_isr()) < partition.effective_min_isr():
                     return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
                 return ErrorCode.NONE
             event = partition.changed()
