@@ -157,3 +157,23 @@ def test_follower_backs_off_on_fenced_epoch(tmp_path):
         assert fetcher._process(state, pd(error=1)) is True   # OFFSET_OUT_OF_RANGE -> recover
 
     trio.run(go)
+
+
+def test_fetcher_manager_moves_partitions_between_leaders(tmp_path):
+    from kafkapy.cluster.replica_fetcher import ReplicaFetcherManager
+
+    log = open_log(tmp_path)
+    p = Partition(TopicPartition("topic", 0), 2, log)
+    manager = ReplicaFetcherManager(2, None)
+    p.make_follower(leader_id=1, leader_epoch=3, partition_epoch=0, controller_epoch=1,
+                    isr=[1, 2], replicas=[1, 2, 3])
+    manager.add_partition(p)
+    first = manager.fetchers[1]
+    assert first.states[p.tp].leader_epoch == 3
+    p.make_follower(leader_id=3, leader_epoch=4, partition_epoch=1, controller_epoch=1,
+                    isr=[3, 2], replicas=[1, 2, 3])
+    manager.add_partition(p)
+    assert set(manager.fetchers) == {3} and first.cancel_scope.cancel_called
+    assert manager.fetchers[3].states[p.tp].leader_epoch == 4
+    manager.remove_partition(p.tp)
+    assert manager.fetchers == {}
