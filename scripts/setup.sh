@@ -147,6 +147,8 @@ node_clients() {
     rm -rf "$NODE_DIR/node_modules"
     local cmd=(install)
     [[ -f "$NODE_DIR/package-lock.json" ]] && cmd=(ci)
+    # package.json's allowScripts approves the native builds (npm 11 warns about, and later
+    # npm versions block, unapproved install scripts).
     # CXXFLAGS: @kafkajs/zstd's cppzst forces -std=c++11, but Node 20's headers need C++17;
     # a later -std on the command line wins, and C++17 is what node-rdkafka uses anyway.
     (cd "$NODE_DIR" && CXXFLAGS="-std=c++17" npm_config_nodedir="$nodedir" \
