@@ -246,6 +246,10 @@ class ReplicaManager:
         if spec.last_fetched_epoch < 0:
             return None
         epoch, end = partition.log.leader_epoch_cache.end_offset_for(spec.last_fetched_epoch)
+        if epoch < 0 or end < 0:
+            # We know no such epoch (no entries): answering "diverging at -1" would read
+            # as "no divergence" and the follower would spin; fall back to offset checks.
+            return None
         if epoch != spec.last_fetched_epoch or end < spec.fetch_offset:
             return (epoch, end)
         return None

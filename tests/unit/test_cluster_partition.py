@@ -177,3 +177,26 @@ def test_fetcher_manager_moves_partitions_between_leaders(tmp_path):
     assert manager.fetchers[3].states[p.tp].leader_epoch == 4
     manager.remove_partition(p.tp)
     assert manager.fetchers == {}
+
+
+def test_leader_reports_divergence_only_for_a_real_mismatch(tmp_path):
+    from kafkapy.cluster.replica_manager import FetchSpec, ReplicaManager
+
+    p, _ = leader(tmp_path)                 # epoch 1 from 0
+    append(p, 10)
+    p.make_leader(leader_epoch=4, partition_epoch=1, controller_epoch=1, isr=[1, 2, 3],
+                  replicas=[1, 2, 3])       # epoch 4 from 10
+    append(p, 5)
+
+    def spec(offset, epoch):
+        return FetchSpec(p.tp, offset, 1 << 20, 4, epoch)
+
+    check = ReplicaManager._diverging_epoch
+    assert check(p, spec(8, 1)) is None           # inside epoch 1
+    assert check(p, spec(12, 1)) == (1, 10)       # epoch 1 ended at 10 here
+    assert check(p, spec(12, 3)) == (1, 10)       # we never had epoch 3
+    assert check(p, spec(15, 4)) is None
+    assert check(p, spec(17, 4)) == (4, 15)       # ahead of our end in our own epoch
+    assert check(p, spec(3, -1)) is None          # no epoch given: offsets decide
+    p.log.leader_epoch_cache.clear_and_flush()
+    assert check(p, spec(3, 2)) is None           # no epochs known: never "diverge at -1"
