@@ -167,20 +167,25 @@ def test_acks_all_refused_below_min_isr(broker_cluster, zk_for):
 
 
 def test_rapid_leader_changes_keep_acked_messages(broker_cluster, zk_for):
-    """Three leader changes in a row under acks=all load (the old leader stops without
-    controlled shutdown, so its session ends at once and the controller elects right away);
-    each bounced leader comes back as a follower and must drop whatever it alone had."""
+    """Three changes of partition 0's leader in a row under acks=all load, over 3 partitions
+    (the stopped broker leads others too). The old leader stops without controlled shutdown,
+    so its session ends at once and the controller elects right away; each bounced leader
+    comes back as a follower and must drop whatever it alone had."""
     brokers = start_cluster(broker_cluster)
     zk = zk_for(broker_cluster)
     topic = f"flip-{uuid.uuid4().hex[:8]}"
-    create_topic(broker_cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
-    wait_for(lambda: len(zk.state(topic)["isr"]) == 3, 30, "ISR of 3")
+    create_topic(broker_cluster.bootstrap, topic, 3, 3, {"min.insync.replicas": "2"})
+
+    def full_isr() -> bool:
+        return all(len(zk.state(topic, p)["isr"]) == 3 for p in range(3))
+
+    wait_for(full_isr, 30, "ISR of 3 everywhere")
     prod = AckingProducer(broker_cluster.bootstrap, topic).start(12000)
     elections = []
     for round_ in range(3):
         target = prod.acked_count() + 1500
         wait_for(lambda: prod.acked_count() >= target, 90, f"progress before change {round_}")
-        wait_for(lambda: len(zk.state(topic)["isr"]) == 3, 30, "a full ISR before the change")
+        wait_for(full_isr, 30, "a full ISR before the change")
         old = zk.state(topic)
         leader = broker_cluster.brokers[old["leader"]]
         t0 = time.monotonic()
@@ -192,6 +197,6 @@ def test_rapid_leader_changes_keep_acked_messages(broker_cluster, zk_for):
     prod.finish()
     assert not prod.errors, prod.errors[:5]
     assert len(prod.acked) == 12000
-    wait_for(lambda: replicas_identical(brokers, topic, 1), 60, "replicas to converge")
-    assert_replicas_hold(brokers, topic, prod.acked, 1)
+    wait_for(lambda: replicas_identical(brokers, topic, 3), 60, "replicas to converge")
+    assert_replicas_hold(brokers, topic, prod.acked, 3)
     print("leader changes after a stop took " + ", ".join(f"{e:.2f}s" for e in elections))
