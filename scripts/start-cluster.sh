@@ -62,6 +62,7 @@ fi
 [[ -f "$CONFIG" ]] || die "no broker config at $CONFIG"
 [[ -f "$ZK_JAR" ]] || die "$ZK_JAR missing: install Debian's zookeeper package (scripts/setup.sh)"
 mkdir -p "$RUN"
+echo '*' > "$RUN/.gitignore"  # cluster state never belongs in git
 
 # --- ZooKeeper -------------------------------------------------------------------------
 ZK_DIR="$RUN/zookeeper"
