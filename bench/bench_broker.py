@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.consume("1 KB", topic_1k, 1024, args.count_1k)
             bench.latency(args.latency_rate, args.latency_seconds, args.fetch_wait_ms)
             bench.print_table()
+            del bench  # close its admin client while the broker still answers
         except Exception:
             if cluster is not None:
                 print(cluster.outputs(), file=sys.stderr)
