@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((label, f"{mbps:7.1f}", f"{msgs:9.0f}", f"{p50:7.1f}",
                              f"{p99:7.1f}  (max {worst:.1f})"))
                 print(f"  {label}: done", flush=True)
+            del admin  # close it while the brokers still answer
         except Exception:
             if cluster is not None:
                 print(cluster.outputs(), file=sys.stderr)
