@@ -9,6 +9,7 @@ logs (clean-shutdown marker) and only then closes the ZooKeeper session.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 from typing import Any, Callable
@@ -65,6 +66,7 @@ class KafkaServer:
         self.bound_port: int = -1
         self._metadata_changed = trio.Event()
         self._stopping = False
+        self._shutdown_requested = trio.Event()
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -80,7 +82,9 @@ class KafkaServer:
                 task_status.started(self.bound_port)
                 log.info("[KafkaServer id=%d] started (cluster %s, epoch %d) on port %d",
                          self.broker_id, self.cluster_id, self.broker_epoch, self.bound_port)
-                await trio.sleep_forever()
+                # Shut down while the listener and the controller still run: controlled
+                # shutdown talks to the controller over the wire, possibly this very broker.
+                await self._shutdown_requested.wait()
             finally:
                 with trio.CancelScope(shield=True):
                     await self._shutdown()
@@ -179,6 +183,10 @@ class KafkaServer:
             await self.zk.close()
         log.info("[KafkaServer id=%d] shut down completed", self.broker_id)
 
+    def request_shutdown(self) -> None:
+        """Begin an orderly shutdown (what SIGTERM does); `run()` returns when it is done."""
+        self._shutdown_requested.set()
+
     # --- services used by handlers --------------------------------------------------------------
 
     async def log_config_for(self, topic: str) -> LogConfig:
@@ -248,13 +256,22 @@ def run_server(config: KafkaConfig) -> int:
 
     async def main() -> None:
         server = KafkaServer(config)
-        async with trio.open_nursery() as nursery:
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                await nursery.start(server.run)
-                async for sig in signals:
-                    log.info("received %s, shutting down", signal.Signals(sig).name)
-                    nursery.cancel_scope.cancel()
-                    break
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def on_signal() -> None:
+                    async for sig in signals:
+                        name = signal.Signals(sig).name
+                        if server._shutdown_requested.is_set():
+                            # A second signal: stop now, as after kill -9 (recovery copes).
+                            log.warning("received %s again: exiting without cleanup", name)
+                            os._exit(1)
+                        log.info("received %s, shutting down", name)
+                        server.request_shutdown()
+
+                nursery.start_soon(on_signal)
+                await server.run()          # returns once the orderly shutdown is done
+                nursery.cancel_scope.cancel()
 
     try:
         trio.run(main)
