@@ -133,8 +133,13 @@ class ReplicaFetcher:
                 state = ready.get(tp)
                 if state is None or self.states.get(tp) is not state:
                     continue  # removed or replaced by a LeaderAndIsr while we fetched
-                if self._process(state, pd):
-                    out_of_range.append(state)
+                try:
+                    if self._process(state, pd):
+                        out_of_range.append(state)
+                except Exception:  # noqa: BLE001 - one bad partition must not stop the rest
+                    # Kafka marks such a partition failed; we log it and retry after a backoff.
+                    log.exception("replicating %s from %d failed", tp, self.leader_id)
+                    self._delay(state)
         for state in out_of_range:
             await self._handle_out_of_range(state)
 
