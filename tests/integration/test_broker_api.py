@@ -328,3 +328,62 @@ async def test_topic_config_change_reaches_the_log(broker):
         data = await fetch(conn, topic, 0, 0)
         offsets = [r.offset for r in records_of(data.records)]
         assert offsets == list(range(len(offsets))) and offsets
+
+
+async def test_create_topics_validate_only_assignments_and_errors(broker):
+    from kafkapy.protocol.messages.create_topics import CreateTopicsRequest as Req
+
+    def topic(name, partitions=-1, rf=-1, assignment=None):
+        return Req.CreatableTopic(
+            name=name, num_partitions=partitions, replication_factor=rf, configs=[],
+            assignments=[Req.CreatableReplicaAssignment(partition_index=p, broker_ids=b)
+                         for p, b in (assignment or {}).items()])
+
+    dry, explicit, bad_broker, bad_rf = (unique(n) for n in ("dry", "explicit", "badb", "badrf"))
+    async with connect(broker) as conn:
+        resp = await conn.send(ApiKey.CREATE_TOPICS, 7, Req(validate_only=True, timeout_ms=30000,
+                                                            topics=[topic(dry, 4, 1)]))
+        assert (resp.topics[0].error_code, resp.topics[0].num_partitions) == (0, 4)
+        md = await metadata(conn, [dry])
+        assert md.topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION   # not created
+        resp = await conn.send(ApiKey.CREATE_TOPICS, 7, Req(timeout_ms=30000, topics=[
+            topic(explicit, assignment={0: [0], 1: [0]}),
+            topic(bad_broker, assignment={0: [0], 1: [5]}),
+            topic(bad_rf, 1, 3)]))
+        codes = {t.name: t.error_code for t in resp.topics}
+        assert codes == {explicit: 0, bad_broker: ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                         bad_rf: ErrorCode.INVALID_REPLICATION_FACTOR}
+        await wait_for_leaders(conn, explicit, 2)
+
+
+async def test_dynamic_broker_config_applies_to_topics_without_overrides(broker_cluster):
+    b = broker_cluster.start()
+    topic = unique("dyn")
+    async with connect(b) as conn:
+        await create_topic(conn, topic, partitions=1)
+        await wait_for_leaders(conn, topic, 1)
+        alter = IncrementalAlterConfigsRequest(validate_only=False, resources=[
+            IncrementalAlterConfigsRequest.AlterConfigsResource(
+                resource_type=4, resource_name="", configs=[
+                    IncrementalAlterConfigsRequest.AlterableConfig(
+                        name="log.segment.bytes", config_operation=0, value="4096")])])
+        assert (await conn.send(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, alter)
+                ).responses[0].error_code == 0
+        read_only = IncrementalAlterConfigsRequest(validate_only=False, resources=[
+            IncrementalAlterConfigsRequest.AlterConfigsResource(
+                resource_type=4, resource_name="0", configs=[
+                    IncrementalAlterConfigsRequest.AlterableConfig(
+                        name="broker.id", config_operation=0, value="7")])])
+        resp = await conn.send(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, read_only)
+        assert resp.responses[0].error_code == ErrorCode.INVALID_REQUEST
+        part_dir = b.log_dir / f"{topic}-0"
+        with trio.fail_after(20):
+            while len(list(part_dir.glob("*.log"))) < 2:
+                assert (await produce(conn, topic, 0, batch([b"y" * 1500]))).error_code == 0
+        desc = await conn.send(ApiKey.DESCRIBE_CONFIGS, 4, DescribeConfigsRequest(
+            resources=[DescribeConfigsRequest.DescribeConfigsResource(
+                resource_type=4, resource_name="0", configuration_keys=["log.segment.bytes"])],
+            include_synonyms=False))
+        entry = desc.results[0].configs[0]
+        assert (entry.name, entry.value) == ("log.segment.bytes", "4096")
+        assert entry.config_source == 3                 # DYNAMIC_DEFAULT_BROKER_CONFIG
