@@ -387,3 +387,27 @@ async def test_dynamic_broker_config_applies_to_topics_without_overrides(broker_
         entry = desc.results[0].configs[0]
         assert (entry.name, entry.value) == ("log.segment.bytes", "4096")
         assert entry.config_source == 3                 # DYNAMIC_DEFAULT_BROKER_CONFIG
+
+
+async def test_fetch_sessions_are_declined(broker):
+    """KIP-227: asking for a session gets session id 0 (full fetches); an unknown id is refused."""
+    topic = unique("sessions")
+    async with connect(broker) as conn:
+        await create_topic(conn, topic, partitions=1)
+        await wait_for_leaders(conn, topic, 1)
+        await produce(conn, topic, 0, batch([b"s"]))
+        from kafkapy.protocol.messages.fetch import FetchRequest
+
+        def req(session_id, epoch):
+            return FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
+                                isolation_level=0, session_id=session_id, session_epoch=epoch,
+                                topics=[FetchRequest.FetchTopic(topic=topic, partitions=[
+                                    FetchRequest.FetchPartition(partition=0, fetch_offset=0,
+                                                                partition_max_bytes=1 << 20)])],
+                                forgotten_topics_data=[], rack_id="")
+
+        new = await conn.send(ApiKey.FETCH, 12, req(0, 0))
+        assert (new.error_code, new.session_id) == (0, 0)
+        assert [r.value for r in records_of(new.responses[0].partitions[0].records)] == [b"s"]
+        unknown = await conn.send(ApiKey.FETCH, 12, req(12345, 1))
+        assert unknown.error_code == ErrorCode.FETCH_SESSION_ID_NOT_FOUND

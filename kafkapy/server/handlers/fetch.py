@@ -22,6 +22,10 @@ ZERO_UUID = b"\0" * 16
 
 async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
     server = ctx.server
+    if ctx.api_version >= 7 and req.session_id != 0:
+        # This broker never creates fetch sessions, so a session id is one it does not know.
+        return FetchResponse(throttle_time_ms=0, session_id=0, responses=[],
+                             error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
     cache = server.metadata_cache
     uses_ids = ctx.api_version >= 13
     replica_id = req.replica_id
