@@ -212,7 +212,8 @@ async def test_leader_reelection_after_kill9(broker_cluster) -> None:
         assert resp.error_code == 0
 
 
-async def test_controlled_shutdown_moves_leadership_while_alive(broker_cluster) -> None:
+@pytest.mark.parametrize("who", ["broker", "controller"])
+async def test_controlled_shutdown_moves_leadership_while_alive(broker_cluster, who: str) -> None:
     brokers = start_brokers(broker_cluster, (1, 2, 3))
     async with zk_session(broker_cluster) as zk:
         controller = await zk.get_controller_id()
@@ -223,7 +224,8 @@ async def test_controlled_shutdown_moves_leadership_while_alive(broker_cluster) 
             states = await zk.get_partition_states(tps)
             return len(states) == 3 and all(len(s.isr) == 3 for s in states.values())
         await wait_for(created, 30, "partition states of the new topic")
-        victim = next(i for i in (1, 2, 3) if i != controller)
+        victim = controller if who == "controller" else next(i for i in (1, 2, 3)
+                                                             if i != controller)
         proc = brokers[victim].proc
 
         registrations = await zk.exists("/brokers/ids")
@@ -240,9 +242,10 @@ async def test_controlled_shutdown_moves_leadership_while_alive(broker_cluster) 
         moved = await wait_for(moved_off, 30, f"leadership and ISR to leave broker {victim}")
         await trio.to_thread.run_sync(proc.wait, 30)
         exited = time.monotonic() - started
-        print(f"\ncontrolled shutdown of broker {victim}: leadership moved off after "
+        print(f"\ncontrolled shutdown of {who} {victim}: leadership moved off after "
               f"{moved:.2f}s, process exited after {exited:.2f}s")
         assert proc.returncode == 0, brokers[victim].output_tail()
+        assert exited < 10, "a graceful stop should not wait out request timeouts"
         # Moved by the ControlledShutdown request, not by the broker's node vanishing at exit:
         # the state writes that moved it precede the deregistration (pzxid of /brokers/ids is
         # the zxid of its last child change, the victim's node going away).
@@ -250,9 +253,16 @@ async def test_controlled_shutdown_moves_leadership_while_alive(broker_cluster) 
         assert deregistered.cversion > registrations.cversion
         assert moved_at_zxid < deregistered.pzxid, "leadership moved only after the broker left"
         assert "controlled shutdown succeeded" in brokers[victim].output_tail()
-        survivor = brokers[controller]
-        _, parts = await partition_view(survivor, "graceful")
-        assert all(leader not in (-1, victim) for leader, _, _ in parts.values())
+        survivors = [b for i, b in brokers.items() if i != victim]
+
+        async def one_controller() -> bool:
+            return await single_agreed_controller(zk, survivors) not in (-1, victim)
+        agreed = await wait_for(one_controller, 20, "one controller among the survivors")
+        if who == "controller":  # no session expiry to wait for: the node went at exit
+            print(f"new controller {await zk.get_controller_id()} agreed {agreed:.2f}s after exit")
+        for b in survivors:
+            _, parts = await partition_view(b, "graceful")
+            assert all(leader not in (-1, victim) for leader, _, _ in parts.values())
 
 
 async def test_controller_session_expiry_while_paused(broker_cluster) -> None:
