@@ -2,14 +2,18 @@
 
 Records go back as `FileRecords` slices of segment files, which the network layer sends with
 os.sendfile. Fetch sessions (KIP-227) are declined by answering session id 0, which every
-client accepts as "full fetches from now on".
+client accepts as "full fetches from now on". Fetch v0-3 (kafka-node) cannot read v2 batches:
+their records are down-converted to magic 0/1 (kafkapy.protocol.legacy) and lose sendfile.
 """
 from __future__ import annotations
+
+from typing import Any
 
 from kafkapy.cluster.replica_manager import FetchParams, FetchSpec
 from kafkapy.log import TopicPartition
 from kafkapy.protocol.api import ApiKey
-from kafkapy.protocol.errors import ErrorCode
+from kafkapy.protocol.errors import ErrorCode, KafkaError
+from kafkapy.protocol.legacy import downconvert, fetch_magic
 from kafkapy.protocol.messages.fetch import FetchRequest, FetchResponse
 from kafkapy.server.context import RequestContext
 
@@ -54,7 +58,10 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
                                    p.last_fetched_epoch, p.log_start_offset))
         layout.append((name, topic_id, entries))
     results = await server.replica_manager.fetch_messages(params, specs) if specs else []
+    if ctx.api_version <= 3 and results:
+        await _down_convert(server, fetch_magic(ctx.api_version), specs, results, req.max_bytes)
     responses = []
+    audit = getattr(server, "audit", None)
     for name, topic_id, entries in layout:
         parts = []
         for partition, ref in entries:
@@ -63,6 +70,8 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
                                            high_watermark=-1, records=b""))
                 continue
             r = results[ref]
+            if audit is not None and replica_id < 0 and r.records:  # commit audit: served
+                audit.on_fetch(ctx.client_id, ctx.client_host, name, partition, r.records)
             pd = PartitionData(partition_index=partition, error_code=r.error,
                                high_watermark=r.high_watermark,
                                last_stable_offset=r.last_stable_offset,
@@ -76,6 +85,34 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
         responses.append(TopicResponse(topic=name or "", topic_id=topic_id, partitions=parts))
     return FetchResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, session_id=0,
                          responses=responses)
+
+
+async def _down_convert(server: Any, magic: int, specs: list[FetchSpec], results: list[Any],
+                        max_bytes: int) -> None:
+    """Fetch v0-3 consumers (kafka-node) cannot read v2 batches: convert the stored batches
+    to magic 0/1 in place, within each partition's and the request's byte limits. A topic
+    with message.downconversion.enable=false answers UNSUPPORTED_VERSION instead (Kafka)."""
+    from kafkapy.config.topic_defs import effective_topic_props
+
+    enabled: dict[str, bool] = {}
+    budget = max_bytes if max_bytes > 0 else 0x7FFFFFFF
+    for spec, r in zip(specs, results):
+        if r.records is None or len(r.records) == 0:
+            continue
+        topic = spec.tp.topic
+        if topic not in enabled:
+            overrides = await server.zk.get_entity_config("topics", topic)
+            props = effective_topic_props(server.config, overrides)
+            enabled[topic] = props.get("message.downconversion.enable", "true") == "true"
+        if not enabled[topic]:
+            r.error, r.records = ErrorCode.UNSUPPORTED_VERSION, b""
+            continue
+        data = r.records.tobytes() if hasattr(r.records, "tobytes") else bytes(r.records)
+        try:
+            r.records = downconvert(data, magic, spec.fetch_offset, min(spec.max_bytes, budget))
+        except KafkaError as e:
+            r.error, r.records = e.code, b""
+        budget = max(budget - len(r.records), 0)
 
 
 HANDLERS = {ApiKey.FETCH: handle_fetch}

@@ -2,6 +2,8 @@
 
 The records stay the memoryview the codec sliced out of the request frame: the log validates
 batch headers and CRCs in C and patches offsets in place, so no record is ever decoded here.
+The exception is Produce v0-2 (kafka-node): its magic 0/1 message sets are up-converted to
+one v2 batch first (kafkapy.protocol.legacy), a cost only legacy producers pay.
 """
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import logging
 
 from kafkapy.log import TopicPartition
 from kafkapy.protocol.api import ApiKey
-from kafkapy.protocol.errors import ErrorCode
+from kafkapy.protocol.errors import ErrorCode, KafkaError
+from kafkapy.protocol.legacy import upconvert
 from kafkapy.protocol.messages.produce import ProduceRequest, ProduceResponse
 from kafkapy.server.context import RequestContext
 
@@ -39,6 +42,12 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
                 errors[tp] = (ErrorCode.INVALID_RECORD, "produce request without record batches")
             elif tp in to_append:
                 errors[tp] = (ErrorCode.INVALID_REQUEST, "partition listed twice")
+            elif ctx.api_version <= 2:
+                # Legacy producers (kafka-node): magic 0/1 only, stored as one v2 batch.
+                try:
+                    to_append[tp] = memoryview(bytearray(upconvert(pdata.records)))
+                except KafkaError as e:
+                    errors[tp] = (e.code, e.message or None)
             else:
                 to_append[tp] = pdata.records
         order.append((topic.name, indexes))
