@@ -59,6 +59,8 @@ class KafkaServer:
         self.metadata_cache = MetadataCache(broker_id=self.broker_id)
         self.replica_manager: ReplicaManager | None = None
         self.group_coordinator: Any = None
+        self.audit: Any = None  # commit audit (kafkapy/server/fetch_tracker.py)
+        self.audit_nursery: Any = None
         self.producer_id_manager: ProducerIdManager | None = None
         self.admin = AdminManager(self)
         self.dynamic_config: DynamicConfigManager | None = None
@@ -114,6 +116,9 @@ class KafkaServer:
         from kafkapy.coordinator.group.runtime import GroupRuntime
 
         self.group_coordinator = GroupRuntime(self)
+        from kafkapy.server.fetch_tracker import AuditService
+
+        self.audit = AuditService(self)
         self.replica_manager.role_listeners.append(self._on_role_change)
         apis = KafkaApis(self)
         listener = cfg.listeners[0]
@@ -134,6 +139,7 @@ class KafkaServer:
         self.dynamic_config = DynamicConfigManager(self)
         await nursery.start(self.dynamic_config.run)
         await nursery.start(self.group_coordinator.run)
+        await nursery.start(self.audit.run)
         nursery.start_soon(self.log_manager.run)
 
     async def _reregister_on_new_session(self) -> None:

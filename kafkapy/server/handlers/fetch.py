@@ -61,6 +61,7 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
     if ctx.api_version <= 3 and results:
         await _down_convert(server, fetch_magic(ctx.api_version), specs, results, req.max_bytes)
     responses = []
+    audit = getattr(server, "audit", None)
     for name, topic_id, entries in layout:
         parts = []
         for partition, ref in entries:
@@ -69,6 +70,8 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
                                            high_watermark=-1, records=b""))
                 continue
             r = results[ref]
+            if audit is not None and replica_id < 0 and r.records:  # commit audit: served
+                audit.on_fetch(ctx.client_id, ctx.client_host, name, partition, r.records)
             pd = PartitionData(partition_index=partition, error_code=r.error,
                                high_watermark=r.high_watermark,
                                last_stable_offset=r.last_stable_offset,

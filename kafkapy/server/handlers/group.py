@@ -171,11 +171,14 @@ async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest
                     p.committed_offset, p.committed_leader_epoch if v >= 6 else -1, metadata,
                     commit_ts, now + retention if retention != -1 else None)
     if offsets:
+        previous = _committed_now(ctx, req.group_id, offsets)
         res = await ctx.server.group_coordinator.commit_offsets(
             req.group_id, req.member_id if v >= 1 else "",
             req.group_instance_id if v >= 7 else None,
             req.generation_id_or_member_epoch if v >= 1 else -1, offsets)
         errors.update(res.errors)
+        _audit_commit(ctx, req.group_id, req.member_id if v >= 1 else "", offsets, errors,
+                      previous)
     topics: dict[str, list] = {}
     for topic in req.topics:
         parts = topics.setdefault(topic.name, [])
@@ -186,6 +189,30 @@ async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest
     return OffsetCommitResponse(throttle_time_ms=0, topics=[
         OffsetCommitResponse.OffsetCommitResponseTopic(name=name, partitions=parts)
         for name, parts in topics.items()])
+
+
+def _committed_now(ctx: RequestContext, group_id: str, offsets: dict[tuple[str, int], Any]
+                   ) -> dict[tuple[str, int], int | None]:
+    """Offsets committed before this request (for the commit audit's backwards check)."""
+    group = ctx.server.group_coordinator.coordinator.groups.get(group_id)
+    if group is None:
+        return {}
+    return {tp: (group.offsets[tp].offset if tp in group.offsets else None) for tp in offsets}
+
+
+def _audit_commit(ctx: RequestContext, group_id: str, member_id: str,
+                  offsets: dict[tuple[str, int], Any], errors: dict[tuple[str, int], ErrorCode],
+                  previous: dict[tuple[str, int], int | None]) -> None:
+    audit = getattr(ctx.server, "audit", None)
+    if audit is None:
+        return
+    done = {tp: v.offset for tp, v in offsets.items() if errors.get(tp, E.NONE) == E.NONE}
+    if not done:
+        return
+    group = ctx.server.group_coordinator.coordinator.groups.get(group_id)
+    members = [(m.client_id, m.client_host) for m in group.members.values()] if group else []
+    audit.on_commit(group_id, member_id, ctx.client_id or "", _client_host(ctx), done,
+                    previous, members)
 
 
 async def _zk_commit(ctx: RequestContext, group: str, tp: tuple[str, int], offset: int,
