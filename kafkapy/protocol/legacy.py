@@ -32,6 +32,10 @@ from kafkapy.protocol.records import (
     iter_legacy_messages,
 )
 
+#: Conversions of more than this many bytes run in a worker thread (pure Python, ~75 ms per
+#: MiB), so the event loop keeps answering other clients (kafka-node's ApiVersions: 500 ms).
+OFFLOAD_BYTES = 32 * 1024
+
 MAGIC_OFFSET = 16  # offset(8) + length(4) + crc(4): same place in legacy sets and v2 batches
 
 

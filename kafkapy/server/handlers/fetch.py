@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from kafkapy.cluster.replica_manager import FetchParams, FetchSpec
 from kafkapy.log import TopicPartition
 from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.errors import ErrorCode, KafkaError
-from kafkapy.protocol.legacy import downconvert, fetch_magic
+from kafkapy.protocol.legacy import OFFLOAD_BYTES, downconvert, fetch_magic
 from kafkapy.protocol.messages.fetch import FetchRequest, FetchResponse
 from kafkapy.server.context import RequestContext
 
@@ -107,12 +109,23 @@ async def _down_convert(server: Any, magic: int, specs: list[FetchSpec], results
         if not enabled[topic]:
             r.error, r.records = ErrorCode.UNSUPPORTED_VERSION, b""
             continue
-        data = r.records.tobytes() if hasattr(r.records, "tobytes") else bytes(r.records)
+        limit = min(spec.max_bytes, budget)
         try:
-            r.records = downconvert(data, magic, spec.fetch_offset, min(spec.max_bytes, budget))
+            if len(r.records) > OFFLOAD_BYTES:
+                r.records = await trio.to_thread.run_sync(
+                    _convert, r.records, magic, spec.fetch_offset, limit)
+            else:
+                r.records = _convert(r.records, magic, spec.fetch_offset, limit)
         except KafkaError as e:
             r.error, r.records = e.code, b""
+        except (OSError, EOFError):
+            r.records = b""  # segment deleted under us (retention): the consumer asks again
         budget = max(budget - len(r.records), 0)
+
+
+def _convert(records: Any, magic: int, fetch_offset: int, limit: int) -> bytes:
+    data = records.tobytes() if hasattr(records, "tobytes") else bytes(records)
+    return downconvert(data, magic, fetch_offset, limit)
 
 
 HANDLERS = {ApiKey.FETCH: handle_fetch}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 
+import trio
+
 from kafkapy.log import TopicPartition
 from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.errors import ErrorCode, KafkaError
-from kafkapy.protocol.legacy import upconvert
+from kafkapy.protocol.legacy import OFFLOAD_BYTES, upconvert
 from kafkapy.protocol.messages.produce import ProduceRequest, ProduceResponse
 from kafkapy.server.context import RequestContext
 
@@ -45,7 +47,12 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
             elif ctx.api_version <= 2:
                 # Legacy producers (kafka-node): magic 0/1 only, stored as one v2 batch.
                 try:
-                    to_append[tp] = memoryview(bytearray(upconvert(pdata.records)))
+                    records = pdata.records
+                    if len(records) > OFFLOAD_BYTES:  # pure Python: keep the loop responsive
+                        batch = await trio.to_thread.run_sync(upconvert, records)
+                    else:
+                        batch = upconvert(records)
+                    to_append[tp] = memoryview(bytearray(batch))
                 except KafkaError as e:
                     errors[tp] = (e.code, e.message or None)
             else:
