@@ -1,0 +1,104 @@
+"""Pre-0.11 message formats over the wire (what kafka-node sends and expects): Produce v0-2
+magic 0/1 sets are stored as v2 batches, Fetch v0-1 answers magic 0, v2-3 magic 1, v4+ the
+stored v2 batches; bad legacy data gets Kafka's error codes."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from kafkapy.protocol.errors import ErrorCode
+from kafkapy.protocol.legacy import OFFLOAD_BYTES, magic_of
+from kafkapy.protocol.records import GZIP, SNAPPY, Record, build_message_set, iter_legacy_messages
+
+from tests.integration.kafka_wire import (
+    batch,
+    connect,
+    create_topic,
+    fetch,
+    produce,
+    records_of,
+    wait_for_leaders,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def kafka_node_set(values: list[bytes], magic: int, codec: int = 0, ts: int = 1_000) -> bytes:
+    """kafka-node's layout: every offset 0, inner ones included."""
+    return build_message_set([Record(b"k", v, [], ts + i, offset=0) for i, v in enumerate(values)],
+                             magic=magic, compression=codec)
+
+
+def legacy(data) -> list[tuple]:
+    raw = bytes(data)
+    return [(m.offset, m.magic, m.value, m.timestamp) for m in iter_legacy_messages(raw)]
+
+
+async def test_legacy_produce_and_fetch_by_version(broker):
+    topic = f"legacy-{uuid.uuid4().hex[:8]}"
+    async with connect(broker) as conn:
+        assert (await create_topic(conn, topic, partitions=1)).error_code == 0
+        await wait_for_leaders(conn, topic, 1)
+        r = await produce(conn, topic, 0, kafka_node_set([b"a", b"b", b"c"], 1, GZIP), version=2)
+        assert (r.error_code, r.base_offset) == (0, 0)
+        r = await produce(conn, topic, 0, kafka_node_set([b"d", b"e"], 0), version=0)
+        assert (r.error_code, r.base_offset) == (0, 3)
+        r = await produce(conn, topic, 0, kafka_node_set([b"f"], 1, SNAPPY, ts=7), version=1)
+        assert (r.error_code, r.base_offset) == (0, 5)
+
+        for version in (0, 1):
+            data = await fetch(conn, topic, 0, 0, version=version)
+            assert data.error_code == 0 and magic_of(data.records) == 0
+            assert legacy(data.records) == [(i, 0, bytes([v]), -1) for i, v in enumerate(b"abcdef")]
+        for version in (2, 3):
+            data = await fetch(conn, topic, 0, 1, version=version)
+            assert data.error_code == 0 and magic_of(data.records) == 1
+            assert legacy(data.records) == [(1, 1, b"b", 1001), (2, 1, b"c", 1002),
+                                            (3, 1, b"d", -1), (4, 1, b"e", -1), (5, 1, b"f", 7)]
+        data = await fetch(conn, topic, 0, 0, version=4)
+        assert magic_of(data.records) == 2
+        assert [(x.offset, x.value, x.headers) for x in records_of(data.records)] == [
+            (i, bytes([v]), []) for i, v in enumerate(b"abcdef")]
+
+
+async def test_legacy_produce_errors(broker):
+    topic = f"legacy-bad-{uuid.uuid4().hex[:8]}"
+    async with connect(broker) as conn:
+        assert (await create_topic(conn, topic, partitions=1)).error_code == 0
+        await wait_for_leaders(conn, topic, 1)
+        bad = bytearray(kafka_node_set([b"x", b"y"], 1))
+        bad[-1] ^= 1
+        assert (await produce(conn, topic, 0, bytes(bad), version=2)).error_code == ErrorCode.CORRUPT_MESSAGE
+        v2 = batch([b"z"])
+        assert (await produce(conn, topic, 0, v2, version=2)).error_code == ErrorCode.INVALID_RECORD
+        legacy_set = kafka_node_set([b"z"], 1)
+        assert (await produce(conn, topic, 0, legacy_set, version=3)).error_code == ErrorCode.INVALID_RECORD
+        # nothing of the above was stored
+        assert (await fetch(conn, topic, 0, 0, version=4)).high_watermark == 0
+
+
+async def test_large_fetch_is_converted_whole_messages_within_limits(broker):
+    topic = f"legacy-big-{uuid.uuid4().hex[:8]}"
+    values = [b"%05d:" % i + b"x" * 200 for i in range(600)]  # > OFFLOAD_BYTES: worker thread
+    async with connect(broker) as conn:
+        assert (await create_topic(conn, topic, partitions=1)).error_code == 0
+        await wait_for_leaders(conn, topic, 1)
+        for start in range(0, 600, 200):
+            assert (await produce(conn, topic, 0, batch(values[start:start + 200]))).error_code == 0
+        data = await fetch(conn, topic, 0, 0, version=2)
+        assert len(data.records) > OFFLOAD_BYTES
+        assert [(o, v) for o, _, v, _ in legacy(data.records)] == list(enumerate(values))
+
+
+async def test_down_conversion_disabled_answers_unsupported_version(broker):
+    topic = f"legacy-off-{uuid.uuid4().hex[:8]}"
+    async with connect(broker) as conn:
+        created = await create_topic(conn, topic, partitions=1,
+                                     configs={"message.downconversion.enable": "false"})
+        assert created.error_code == 0, created.error_message
+        await wait_for_leaders(conn, topic, 1)
+        assert (await produce(conn, topic, 0, batch([b"a"]))).error_code == 0
+        assert (await fetch(conn, topic, 0, 0, version=2)).error_code == ErrorCode.UNSUPPORTED_VERSION
+        modern = await fetch(conn, topic, 0, 0, version=4)
+        assert modern.error_code == 0 and [x.value for x in records_of(modern.records)] == [b"a"]
