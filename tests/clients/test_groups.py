@@ -1,0 +1,146 @@
+"""Consumer groups with every client: no event skipped, none re-delivered beyond the last
+uncommitted batch, and the commit audit stays quiet.
+
+Per client (drivers in tests/clients/group/): a 6-partition topic with 20 records each;
+three members of one group consume slowly and commit each record (kafka-python/aiokafka:
+each polled batch of at most 5); once every member has records, one is killed with SIGKILL
+and its partitions must be taken over (after the 6 s session timeout); when all 120 records
+are consumed the other two stop gracefully (LeaveGroup). Then 30 more records are produced
+and a new member must read exactly those: it resumes at the committed offsets.
+
+Checks: every record consumed at least once with its own value; a record consumed twice was
+consumed by the killed member (its uncommitted tail); the new member reads exactly the new
+records; `kafkapy-consumer-groups --describe --audit` shows lag 0 and no finding.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ck = pytest.importorskip("confluent_kafka")
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+pytestmark = pytest.mark.clients
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PARTS, PER_PART, MORE = 6, 20, 5
+CLIENTS = ["confluent", "kafka-python", "aiokafka", "kafkajs", "rdkafka"]
+
+
+def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
+    p = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    for part in range(PARTS):
+        for i in range(start, start + count):
+            p.produce(topic, value=f"{part}:{i}".encode(), partition=part)
+    assert p.flush(30) == 0
+
+
+def _member(client: str, bootstrap: str, topic: str, group: str, out: Path,
+            delay_ms: int) -> subprocess.Popen:
+    common = ["--bootstrap", bootstrap, "--topic", topic, "--group", group,
+              "--client-id", f"grp-{client}", "--out", str(out), "--delay-ms", str(delay_ms)]
+    if client in ("kafkajs", "rdkafka"):
+        env = dict(os.environ, NODE_PATH=str(HERE / "node" / "node_modules"))
+        cmd = ["node", str(HERE / "group" / "group_driver.js"), "--client", client, *common]
+    else:
+        env = dict(os.environ)
+        cmd = [sys.executable, str(HERE / "group" / "driver_group.py"), "--client", client,
+               *common]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(str(out) + ".err", "w"))
+
+
+def _read(path: Path) -> list[tuple[int, int, str]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3:
+            out.append((int(parts[0]), int(parts[1]), parts[2]))
+    return out
+
+
+def _wait_for(cond, timeout: float, what: str, procs: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        for p in procs:
+            if p.poll() not in (None, 0, -signal.SIGKILL):
+                raise AssertionError(f"a member exited with {p.returncode} waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> None:
+    topic = f"grp-{client}-{uuid.uuid4().hex[:6]}"
+    group = f"g-{topic}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=1)])[
+        topic].result(30)
+    _produce(broker.bootstrap, topic, 0, PER_PART)
+    outs = [tmp_path / f"m{i}.txt" for i in range(3)]
+    procs = [_member(client, broker.bootstrap, topic, group, o, 150) for o in outs]
+    try:
+        _wait_for(lambda: all(len(_read(o)) >= 2 for o in outs), 60,
+                  "every member to consume", procs)
+        procs[0].kill()  # SIGKILL: no LeaveGroup, taken over after the session timeout
+        procs[0].wait(10)
+        killed = set((p, o) for p, o, _ in _read(outs[0]))
+        all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
+        _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
+                  90, "every record consumed", procs)
+        for p in procs[1:]:
+            _stop(p)
+        records = [r for out in outs for r in _read(out)]
+        assert all(v == f"{p}:{o}" for p, o, v in records)
+        dup = [k for k, n in Counter((p, o) for p, o, _ in records).items() if n > 1]
+        assert set(dup) <= killed, f"re-delivered records not owned by the killed member: {dup}"
+        # the killed member's uncommitted tail is at most one batch per partition
+        assert len(dup) <= 5 * PARTS, dup
+        _produce(broker.bootstrap, topic, PER_PART, MORE)
+        late = tmp_path / "late.txt"
+        procs.append(_member(client, broker.bootstrap, topic, group, late, 0))
+        want = {(p, o) for p in range(PARTS) for o in range(PER_PART, PER_PART + MORE)}
+        _wait_for(lambda: {(p, o) for p, o, _ in _read(late)} >= want, 60,
+                  "the new member to read the new records", procs)
+        time.sleep(1)  # anything re-delivered would arrive now
+        _stop(procs[-1])
+        got = [(p, o) for p, o, _ in _read(late)]
+        assert sorted(got) == sorted(want), "new member did not resume at the commits"
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    time.sleep(3.5)  # past the audit's grace period
+    out = subprocess.run([sys.executable, "-m", "kafkapy.cli.consumer_groups",
+                          "--bootstrap-server", broker.bootstrap, "--describe", "--group",
+                          group, "--audit", "--json"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    desc = json.loads(out.stdout)
+    assert desc["audit"] == []
+    assert {r["PARTITION"]: (r["CURRENT-OFFSET"], r["LAG"]) for r in desc["partitions"]} == \
+        {p: (PER_PART + MORE, 0) for p in range(PARTS)}
