@@ -58,7 +58,8 @@ def upconvert(message_set: bytes | memoryview) -> bytes:
     for a magic 2 batch or an empty set."""
     magic = magic_of(message_set)
     if magic not in (0, 1):
-        raise KafkaError(ErrorCode.INVALID_RECORD, f"Produce v0-2 carries magic 0/1 message sets, not magic {magic}")
+        raise KafkaError(ErrorCode.INVALID_RECORD,
+                         f"Produce v0-2 carries magic 0/1 message sets, not magic {magic}")
     records: list[Record] = []
     codec = 0
     for m in iter_legacy_messages(message_set):
