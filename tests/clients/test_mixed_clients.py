@@ -108,16 +108,17 @@ def test_kafka_node_and_v2_clients_read_each_other(broker_cluster, tmp_path: Pat
 
     outs = {name: tmp_path / f"{name}.jsonl" for name in
             ("kafkajs", "node-rdkafka", "confluent-kafka", "kafka-node", "kafka-node-js")}
-    run(["node", str(NODE / "kafkajs_driver.js"), *common(b.bootstrap, legacy_topic, outs["kafkajs"])],
-        tmp_path, "kafkajs reads kafka-node")
-    run(["node", str(NODE / "rdkafka_reader.js"), *common(b.bootstrap, legacy_topic, outs["node-rdkafka"])],
-        tmp_path, "node-rdkafka reads kafka-node")
-    run([sys.executable, str(HERE / "driver_confluent.py"),
-         *common(b.bootstrap, legacy_topic, outs["confluent-kafka"])], tmp_path, "confluent-kafka reads kafka-node")
-    run(["node", str(NODE / "kafka_node_driver.js"), "--mode", "consume",
-         *common(b.bootstrap, legacy_topic, outs["kafka-node"])], tmp_path, "kafka-node reads itself")
-    run(["node", str(NODE / "kafka_node_driver.js"), "--mode", "consume",
-         *common(b.bootstrap, modern_topic, outs["kafka-node-js"])], tmp_path, "kafka-node reads kafkajs again")
+    readers = [
+        ("kafkajs", ["node", str(NODE / "kafkajs_driver.js")], legacy_topic),
+        ("node-rdkafka", ["node", str(NODE / "rdkafka_reader.js")], legacy_topic),
+        ("confluent-kafka", [sys.executable, str(HERE / "driver_confluent.py")], legacy_topic),
+        ("kafka-node", ["node", str(NODE / "kafka_node_driver.js"), "--mode", "consume"],
+         legacy_topic),
+        ("kafka-node-js", ["node", str(NODE / "kafka_node_driver.js"), "--mode", "consume"],
+         modern_topic),
+    ]
+    for name, cmd, topic in readers:  # all after the restart
+        run([*cmd, *common(b.bootstrap, topic, outs[name])], tmp_path, f"{name} reads {topic}")
 
     legacy_want = expected("kafka-node/gzip", base_ts, headers=False)
     reference = read(outs["kafkajs"])
