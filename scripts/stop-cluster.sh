@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stop what scripts/start-cluster.sh started: brokers first (SIGTERM = controlled shutdown,
-# SIGKILL after a timeout), then ZooKeeper. Processes are found by the pid files in .run/
-# and checked by command line, so a recycled pid is never signalled. Data stays in .run/
-# (delete it for a fresh cluster).
+# SIGKILL after a timeout), then ZooKeeper (the standalone server or every ensemble member).
+# Processes are found by the pid files in .run/ and checked by command line, so a recycled
+# pid is never signalled. Data stays in .run/ (delete it for a fresh cluster).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,5 +41,8 @@ for f in "$RUN"/broker-*.pid; do
   id="${f##*/broker-}"; id="${id%.pid}"
   stop_pid "$f" kafkapy.cli.server_start "broker $id"
 done
-stop_pid "$RUN/zookeeper.pid" ZooKeeperServerMain ZooKeeper
+for f in "$RUN"/zookeeper.pid "$RUN"/zookeeper-*.pid; do
+  name="${f##*/}"; name="${name%.pid}"
+  stop_pid "$f" org.apache.zookeeper.server "ZooKeeper${name#zookeeper}"
+done
 say "stopped"
