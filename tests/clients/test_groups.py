@@ -34,7 +34,8 @@ pytestmark = pytest.mark.clients
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PARTS, PER_PART, MORE = 6, 20, 5
-CLIENTS = ["confluent", "kafka-python", "aiokafka", "kafkajs", "rdkafka"]
+CLIENTS = ["confluent", "kafka-python", "aiokafka", "kafkajs", "rdkafka",
+           "confluent-cooperative", "rdkafka-cooperative"]  # librdkafka's cooperative-sticky
 
 
 def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
@@ -46,9 +47,14 @@ def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
 
 
 def _member(client: str, bootstrap: str, topic: str, group: str, out: Path,
-            delay_ms: int) -> subprocess.Popen:
+            delay_ms: int, instance_id: str | None = None) -> subprocess.Popen:
     common = ["--bootstrap", bootstrap, "--topic", topic, "--group", group,
               "--client-id", f"grp-{client}", "--out", str(out), "--delay-ms", str(delay_ms)]
+    if client.endswith("-cooperative"):
+        client = client.removesuffix("-cooperative")
+        common += ["--assignor", "cooperative-sticky"]
+    if instance_id:
+        common += ["--instance-id", instance_id]
     if client in ("kafkajs", "rdkafka"):
         env = dict(os.environ, NODE_PATH=str(HERE / "node" / "node_modules"))
         cmd = ["node", str(HERE / "group" / "group_driver.js"), "--client", client, *common]
@@ -144,3 +150,53 @@ def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> 
     assert desc["audit"] == []
     assert {r["PARTITION"]: (r["CURRENT-OFFSET"], r["LAG"]) for r in desc["partitions"]} == \
         {p: (PER_PART + MORE, 0) for p in range(PARTS)}
+
+
+def _assigned(path: Path) -> list[str]:
+    log = Path(str(path) + ".log")
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_static_member_rejoins_without_rebalance(broker, tmp_path: Path) -> None:
+    """librdkafka static membership (KIP-345): a member killed and restarted with its
+    group.instance.id inside the session timeout gets its partitions back and the other
+    member sees no rebalance; nothing is skipped."""
+    topic = f"grp-static-{uuid.uuid4().hex[:6]}"
+    group = f"g-{topic}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=1)])[
+        topic].result(30)
+    _produce(broker.bootstrap, topic, 0, PER_PART)
+    outs = [tmp_path / "s0.txt", tmp_path / "s1.txt", tmp_path / "s0b.txt"]
+    procs = [_member("confluent", broker.bootstrap, topic, group, outs[i], 200, f"inst-{i}")
+             for i in range(2)]
+    try:
+        def stable() -> bool:
+            a = [_assigned(o) for o in outs[:2]]
+            if not all(a) or not all(len(_read(o)) >= 2 for o in outs[:2]):
+                return False
+            parts = [set(x[-1].removeprefix("ASSIGNED").strip().split(",")) for x in a]
+            return parts[0] | parts[1] == {str(p) for p in range(PARTS)}
+        _wait_for(stable, 60, "two stable members", procs)
+        before_other = _assigned(outs[1])
+        mine = _assigned(outs[0])[-1]
+        procs[0].kill()
+        procs[0].wait(10)
+        procs.append(_member("confluent", broker.bootstrap, topic, group, outs[2], 200,
+                             "inst-0"))
+        _wait_for(lambda: len(_read(outs[2])) >= 2, 30, "the restarted member to consume",
+                  procs)
+        assert _assigned(outs[2]) == [mine], "the static member did not get its partitions back"
+        assert _assigned(outs[1]) == before_other, "the other member went through a rebalance"
+        all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
+        _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
+                  60, "every record consumed", procs)
+        records = [r for out in outs for r in _read(out)]
+        dup = [k for k, n in Counter((p, o) for p, o, _ in records).items() if n > 1]
+        assert set(dup) <= {(p, o) for p, o, _ in _read(outs[0])}, dup
+        assert _assigned(outs[1]) == before_other
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)

@@ -37,7 +37,28 @@ class Out:
 
 
 def run_confluent(a: argparse.Namespace, out: Out) -> None:
+    """A commit can fail with ILLEGAL_GENERATION/REBALANCE_IN_PROGRESS while the member is
+    between generations (cooperative rebalances keep consuming meanwhile, as with Kafka):
+    keep the offset and commit it again once the generation settles or at revocation."""
     import confluent_kafka as ck
+
+    pending: dict[int, int] = {}
+
+    def flush(c: ck.Consumer, parts: set[int]) -> None:
+        todo = [ck.TopicPartition(a.topic, p, o) for p, o in pending.items() if p in parts]
+        if not todo:
+            return
+        try:
+            c.commit(offsets=todo, asynchronous=False)
+            for tp in todo:
+                pending.pop(tp.partition, None)
+        except ck.KafkaException:
+            pass
+
+    def on_revoke(c: ck.Consumer, ps: list) -> None:
+        flush(c, {p.partition for p in ps})
+        for p in ps:
+            pending.pop(p.partition, None)
 
     conf = {"bootstrap.servers": a.bootstrap, "group.id": a.group, "client.id": a.client_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -46,14 +67,19 @@ def run_confluent(a: argparse.Namespace, out: Out) -> None:
     if a.instance_id:
         conf["group.instance.id"] = a.instance_id
     c = ck.Consumer(conf)
-    c.subscribe([a.topic], on_assign=lambda _c, ps: out.assigned([p.partition for p in ps]))
+    c.subscribe([a.topic], on_revoke=on_revoke,
+                on_assign=lambda _c, ps: out.assigned(  # eager: ps; cooperative: added
+                    list({p.partition for p in _c.assignment()} | {p.partition for p in ps})))
     try:
         while not STOP:
             msg = c.poll(0.2)
+            if pending:
+                flush(c, {tp.partition for tp in c.assignment()})
             if msg is None or msg.error():
                 continue
             out.record(msg.partition(), msg.offset(), msg.value())
-            c.commit(message=msg, asynchronous=False)
+            pending[msg.partition()] = msg.offset() + 1
+            flush(c, {msg.partition()})
             time.sleep(a.delay_ms / 1000)
     finally:
         c.close()
@@ -93,9 +119,11 @@ async def run_aiokafka(a: argparse.Namespace, out: Out) -> None:
     from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 
     processed: dict = {}
+    revocations = [0]  # a batch polled before a revocation is stale even if reassigned
 
     class Listener(ConsumerRebalanceListener):
         async def on_partitions_revoked(self, revoked):  # noqa: ANN001
+            revocations[0] += 1
             done = {tp: processed.pop(tp) for tp in revoked if tp in processed}
             if done:
                 await c.commit(done)
@@ -112,9 +140,10 @@ async def run_aiokafka(a: argparse.Namespace, out: Out) -> None:
     try:
         while not STOP:
             batch = await c.getmany(timeout_ms=200)
+            polled_at = revocations[0]
             for tp, recs in batch.items():
                 for r in recs:
-                    if tp not in c.assignment():
+                    if revocations[0] != polled_at or tp not in c.assignment():
                         break  # revoked meanwhile: the new owner reads the rest
                     out.record(r.partition, r.offset, r.value)
                     processed[tp] = r.offset + 1

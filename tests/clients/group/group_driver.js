@@ -43,6 +43,17 @@ async function runKafkajs (a, out, log, stopped) {
 
 async function runRdkafka (a, out, log, stopped) {
   const Kafka = require('node-rdkafka')
+  // a commit can fail with ILLEGAL_GENERATION/REBALANCE_IN_PROGRESS between generations
+  // (cooperative members keep consuming, as with Kafka): keep it and commit it again later
+  const pending = new Map()
+  const flush = (c, parts) => {
+    const todo = [...pending].filter(([p]) => parts.has(p)).map(([p, o]) => ({ topic: a.topic, partition: p, offset: o }))
+    if (!todo.length) return
+    try {
+      c.commitSync(todo)
+      for (const t of todo) pending.delete(t.partition)
+    } catch (e) {}
+  }
   const conf = {
     'metadata.broker.list': a.bootstrap,
     'group.id': a.group,
@@ -57,6 +68,9 @@ async function runRdkafka (a, out, log, stopped) {
         else this.assign(assignment)
         log.write(`ASSIGNED ${this.assignments().map((p) => p.partition).sort((x, y) => x - y).join(',')}\n`)
       } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
+        const revoked = new Set(assignment.map((p) => p.partition))
+        flush(this, revoked)
+        for (const p of revoked) pending.delete(p)
         if (this.rebalanceProtocol() === 'COOPERATIVE') this.incrementalUnassign(assignment)
         else this.unassign()
       }
@@ -72,9 +86,11 @@ async function runRdkafka (a, out, log, stopped) {
     const msgs = await new Promise((resolve) => consumer.consume(1, (err, m) => resolve(err ? [] : m)))
     for (const m of msgs) {
       out.write(`${m.partition} ${m.offset} ${m.value.toString()}\n`)
-      consumer.commitMessageSync(m)
+      pending.set(m.partition, m.offset + 1)
+      flush(consumer, new Set([m.partition]))
       if (a.delayMs) await sleep(a.delayMs)
     }
+    if (pending.size) flush(consumer, new Set(consumer.assignments().map((p) => p.partition)))
     if (!msgs.length) await sleep(50)
   }
   await new Promise((resolve) => consumer.disconnect(() => resolve()))

@@ -1,0 +1,90 @@
+"""A consumer group survives the kill -9 of its coordinator's broker (3 brokers, RF 3).
+
+Two confluent-kafka members (tests/clients/group/driver_group.py) consume 6 partitions
+slowly and commit each record; the group's coordinator broker is SIGKILLed mid-run. The group
+must move to the new leader of its `__consumer_offsets` partition, which loads the committed
+offsets: every record is consumed, after the members stop a new member resumes exactly at the
+commits (nothing committed lost), lag is 0, and the commit audit (served tables of all three
+brokers, from ZooKeeper) reports nothing.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.clients.test_groups import (PARTS, PER_PART, _member, _produce, _read, _stop,
+                                       _wait_for)
+from tests.integration.test_cluster_failover import start_brokers
+
+ck = pytest.importorskip("confluent_kafka")
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+MORE = 5
+
+
+def _coordinator(bootstrap: str, group: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return admin.describe_consumer_groups([group])[group].result(30).coordinator.id
+
+
+def test_group_moves_to_new_coordinator_after_kill9(broker_cluster, tmp_path: Path) -> None:
+    brokers = start_brokers(broker_cluster, [1, 2, 3], {
+        "offsets.topic.replication.factor": "3", "offsets.topic.num.partitions": "3"})
+    bootstrap = ",".join(b.bootstrap for b in brokers.values())
+    topic = f"cf-{uuid.uuid4().hex[:6]}"
+    group = f"g-{topic}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=3)])[
+        topic].result(60)
+    _produce(bootstrap, topic, 0, PER_PART)
+    outs = [tmp_path / f"m{i}.txt" for i in range(2)]
+    procs = [_member("confluent", bootstrap, topic, group, o, 100) for o in outs]
+    try:
+        _wait_for(lambda: all(len(_read(o)) >= 5 for o in outs), 90,
+                  "both members to consume", procs)
+        old = _coordinator(bootstrap, group)
+        brokers[old].kill9()
+        alive = ",".join(b.bootstrap for i, b in brokers.items() if i != old)
+        all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
+        _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
+                  120, "every record consumed after the failover", procs)
+        new = _coordinator(alive, group)
+        assert new != old
+        for p in procs:
+            _stop(p)
+        records = [r for out in outs for r in _read(out)]
+        assert all(v == f"{p}:{o}" for p, o, v in records)
+        _produce(alive, topic, PER_PART, MORE)
+        late = tmp_path / "late.txt"
+        procs.append(_member("confluent", alive, topic, group, late, 0))
+        want = {(p, o) for p in range(PARTS) for o in range(PER_PART, PER_PART + MORE)}
+        _wait_for(lambda: {(p, o) for p, o, _ in _read(late)} >= want, 90,
+                  "the new member to read the new records", procs)
+        time.sleep(1)
+        _stop(procs[-1])
+        assert sorted((p, o) for p, o, _ in _read(late)) == sorted(want)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    time.sleep(3.5)
+    survivor = next(b for i, b in brokers.items() if i != old)
+    out = subprocess.run([sys.executable, "-m", "kafkapy.cli.consumer_groups",
+                          "--bootstrap-server", survivor.bootstrap, "--describe", "--group",
+                          group, "--audit", "--json"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    desc = json.loads(out.stdout)
+    assert desc["audit"] == []
+    assert {r["PARTITION"]: (r["CURRENT-OFFSET"], r["LAG"]) for r in desc["partitions"]} == \
+        {p: (PER_PART + MORE, 0) for p in range(PARTS)}
