@@ -28,7 +28,10 @@ log = logging.getLogger("kafkapy.audit")
 SERVED_ROOT = "/kafkapy/audit/served"
 GROUPS_ROOT = "/kafkapy/audit/groups"
 PUBLISH_INTERVAL_S = 1.0
+MAX_PUBLISHED_BYTES = 900_000
 _HEAD = struct.Struct(">qi")  # base offset (v2) / offset (v0/v1), length
+_DELTA = struct.Struct(">i")
+_WINDOW = 8192
 
 
 def _pread(records: Any, pos: int, n: int) -> bytes:
@@ -40,18 +43,22 @@ def _pread(records: Any, pos: int, n: int) -> bytes:
 def served_end_offset(records: Any) -> int | None:
     """Next offset after the last record in a Fetch answer's records (whole batches), or
     None when there are none. Magic sits at byte 16 in every format; v2 batches carry
-    lastOffsetDelta at byte 23, a v0/v1 (wrapper) message's offset is its last offset."""
+    lastOffsetDelta at byte 23, a v0/v1 (wrapper) message's offset is its last offset.
+    Headers are read through an 8 KiB window, so many small batches cost few preads."""
     size = len(records) if records is not None else 0
     pos, end = 0, None
+    buf, buf_at = b"", 0
     while pos + 27 <= size:
-        head = _pread(records, pos, 27)
-        if len(head) < 27:
-            break
-        base, length = _HEAD.unpack_from(head)
-        if pos + 12 + length > size:
+        if pos < buf_at or pos + 27 > buf_at + len(buf):
+            buf, buf_at = _pread(records, pos, min(_WINDOW, size - pos)), pos
+            if len(buf) < 27:
+                break
+        at = pos - buf_at
+        base, length = _HEAD.unpack_from(buf, at)
+        if length < 0 or pos + 12 + length > size:
             break  # a trailing partial batch is not served
-        if head[16] >= 2:
-            end = base + struct.unpack_from(">i", head, 23)[0] + 1
+        if buf[at + 16] >= 2:
+            end = base + _DELTA.unpack_from(buf, at + 23)[0] + 1
         else:
             end = base + 1
         pos += 12 + length
@@ -68,6 +75,7 @@ class AuditService:
         self._published = -1
         self._remote: list[ServedTable] = []
         self._wake = trio.Event()
+        self._too_large_warned = False
 
     # ---------------------------------------------------------------- fetch side
 
@@ -154,8 +162,17 @@ class AuditService:
     async def _tick(self) -> None:
         if self.served.version != self._published:
             version = self.served.version
-            await self.server.zk.set_or_create(f"{SERVED_ROOT}/{self.server.broker_id}",
-                                               self.served.to_json())
+            raw = self.served.to_json()
+            if len(raw) > MAX_PUBLISHED_BYTES:
+                # a znode holds at most ~1 MB: other coordinators miss this broker's newer
+                # serves, which can only produce beyond-served findings, so say so (once)
+                if not self._too_large_warned:
+                    log.warning("served table of %d bytes too large for ZooKeeper; not "
+                                "published", len(raw))
+                self._too_large_warned = True
+            else:
+                await self.server.zk.set_or_create(f"{SERVED_ROOT}/{self.server.broker_id}",
+                                                   raw)
             self._published = version
         due = self.audit.next_due()
         if due is not None and due <= int(time.time() * 1000):
