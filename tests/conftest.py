@@ -23,7 +23,12 @@ if str(REPO) not in sys.path:  # `tests.*` helpers import as a package from the 
     sys.path.insert(0, str(REPO))
 
 from tests.broker_fixture import BrokerCluster, BrokerProcess  # noqa: E402
-from tests.zk_fixture import ZooKeeperServer, unique_chroot, zookeeper_server  # noqa: E402,F401
+from tests.zk_fixture import (  # noqa: E402,F401
+    ZooKeeperEnsemble,
+    ZooKeeperServer,
+    unique_chroot,
+    zookeeper_server,
+)
 
 #: The shared test broker's settings (on top of broker_fixture.TEST_DEFAULTS).
 SHARED_BROKER_OVERRIDES = {"num.partitions": "3"}
@@ -63,6 +68,30 @@ def broker(_shared_cluster: BrokerCluster, request: pytest.FixtureRequest) -> Br
 def broker_cluster(zookeeper: ZooKeeperServer, tmp_path: Path,
                    request: pytest.FixtureRequest) -> Iterator[BrokerCluster]:
     cluster = _TrackedCluster(zookeeper.connect, tmp_path / "cluster", chroot=unique_chroot(),
+                              tracker=request.node.stash.setdefault(_BROKERS_KEY, []))
+    try:
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+@pytest.fixture(scope="session")
+def zookeeper_ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsemble]:
+    """A real 3-node ZooKeeper quorum for the multi-broker tests (started on first use)."""
+    ensemble = ZooKeeperEnsemble(tmp_path_factory.mktemp("zk-ensemble"), size=3)
+    ensemble.start()
+    try:
+        yield ensemble
+    finally:
+        ensemble.stop()
+
+
+@pytest.fixture
+def ensemble_cluster(zookeeper_ensemble: ZooKeeperEnsemble, tmp_path: Path,
+                     request: pytest.FixtureRequest) -> Iterator[BrokerCluster]:
+    """Like `broker_cluster`, but the brokers talk to the 3-node ensemble."""
+    cluster = _TrackedCluster(zookeeper_ensemble.connect, tmp_path / "cluster",
+                              chroot=unique_chroot(),
                               tracker=request.node.stash.setdefault(_BROKERS_KEY, []))
     try:
         yield cluster

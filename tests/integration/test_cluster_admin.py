@@ -36,6 +36,12 @@ from tests.integration.test_cluster_failover import (
 
 pytestmark = pytest.mark.integration
 
+@pytest.fixture
+def broker_cluster(ensemble_cluster):
+    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
+    return ensemble_cluster
+
+
 PREFERRED, UNCLEAN = 0, 1
 
 

@@ -28,6 +28,12 @@ from tests.broker_fixture import BrokerProcess, metadata_v1
 
 pytestmark = pytest.mark.integration
 
+@pytest.fixture
+def broker_cluster(ensemble_cluster):
+    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
+    return ensemble_cluster
+
+
 CHAOS_MESSAGES = int(os.environ.get("KAFKAPY_CHAOS_MESSAGES", "200000"))
 CHAOS_RATE = 2000
 PARTITIONS = 6

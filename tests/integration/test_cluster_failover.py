@@ -32,6 +32,12 @@ from tests.integration.kafka_wire import batch, connect, metadata, produce
 
 pytestmark = pytest.mark.integration
 
+@pytest.fixture
+def broker_cluster(ensemble_cluster):
+    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
+    return ensemble_cluster
+
+
 #: Lean timings for a 2-core machine; auto rebalance off so leadership moves only when a test
 #: makes it move.
 CLUSTER_OVERRIDES = {

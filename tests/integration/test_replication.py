@@ -26,6 +26,12 @@ from kafkapy.protocol.records import decode_batch
 
 pytestmark = pytest.mark.integration
 
+@pytest.fixture
+def broker_cluster(ensemble_cluster):
+    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
+    return ensemble_cluster
+
+
 FAST = {
     "replica.lag.time.max.ms": "3000",
     "zookeeper.session.timeout.ms": "6000",

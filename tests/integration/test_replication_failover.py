@@ -30,6 +30,12 @@ from tests.integration.test_replication import (
 
 pytestmark = pytest.mark.integration
 
+@pytest.fixture
+def broker_cluster(ensemble_cluster):
+    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
+    return ensemble_cluster
+
+
 
 def produce_raw(broker, topic: str, values: list[bytes], acks: int,
                 timeout_ms: int = 5000) -> tuple[ErrorCode, int]:
