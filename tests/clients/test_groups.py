@@ -98,6 +98,11 @@ def _stop(p: subprocess.Popen) -> None:
             p.wait(10)
 
 
+def _assigned(path: Path) -> list[str]:
+    log = Path(str(path) + ".log")
+    return log.read_text().splitlines() if log.exists() else []
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> None:
     topic = f"grp-{client}-{uuid.uuid4().hex[:6]}"
@@ -111,9 +116,15 @@ def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> 
     try:
         _wait_for(lambda: all(len(_read(o)) >= 2 for o in outs), 60,
                   "every member to consume", procs)
+        seen_assignments = [len(_assigned(o)) for o in outs[1:]]
         procs[0].kill()  # SIGKILL: no LeaveGroup, taken over after the session timeout
         procs[0].wait(10)
         killed = set((p, o) for p, o, _ in _read(outs[0]))
+        # taken over: 6 s session timeout, then one rebalance (heartbeats every 0.5 s)
+        _wait_for(lambda: [len(_assigned(o)) for o in outs[1:]] != seen_assignments
+                  and {x for o in outs[1:] for x in _assigned(o)[-1].removeprefix(
+                      "ASSIGNED").strip().split(",")} == {str(p) for p in range(PARTS)},
+                  15, "the survivors to take over every partition", procs)
         all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
         _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
                   90, "every record consumed", procs)
@@ -150,11 +161,6 @@ def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> 
     assert desc["audit"] == []
     assert {r["PARTITION"]: (r["CURRENT-OFFSET"], r["LAG"]) for r in desc["partitions"]} == \
         {p: (PER_PART + MORE, 0) for p in range(PARTS)}
-
-
-def _assigned(path: Path) -> list[str]:
-    log = Path(str(path) + ".log")
-    return log.read_text().splitlines() if log.exists() else []
 
 
 def test_static_member_rejoins_without_rebalance(broker, tmp_path: Path) -> None:
