@@ -53,6 +53,7 @@ class FetchResult:
     log_start_offset: int = -1
     records: Any = None
     diverging_epoch: tuple[int, int] | None = None
+    next_offset: int = -1    # offset after the last record in `records`, -1 when unknown
 
 
 @attrs.define(slots=True)
@@ -222,6 +223,7 @@ class ReplicaManager:
                 max_offset = partition.high_watermark()
             data = plog.read(spec.fetch_offset, max_bytes, max_offset, min_one_message)
             result.records = data.records
+            result.next_offset = data.next_offset
             if params.is_follower:
                 # Only a fetch that is in range tells us the follower's LEO (Kafka records
                 # follower state after a successful read).

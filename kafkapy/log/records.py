@@ -50,6 +50,9 @@ class FetchDataInfo:
     segment_base_offset: int = -1
     position: int = 0
     aborted_transactions: list | None = None
+    # Offset after the last batch in `records` (-1 when empty): the read walked the batch
+    # headers anyway, so callers (the commit audit) need not walk them again.
+    next_offset: int = -1
 
     @property
     def size(self) -> int:

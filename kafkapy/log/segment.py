@@ -128,14 +128,17 @@ class LogSegment:
         if first is None:
             return None
         total = 0
+        next_offset = -1
         for h in iter_headers(self.fd, first.position, self.size):
             if h.last_offset >= max_offset:
                 break
             if total + h.size > max_size and not (total == 0 and min_one_message):
                 break
             total += h.size
+            next_offset = h.last_offset + 1
         records: FileRecords | bytes = FileRecords(self.file, first.position, total) if total else b""
-        return FetchDataInfo(start_offset, records, self.base_offset, first.position)
+        return FetchDataInfo(start_offset, records, self.base_offset, first.position,
+                             next_offset=next_offset)
 
     def read_next_offset(self) -> int:
         """Offset after the last batch (walks from the last index entry)."""

@@ -80,14 +80,18 @@ class AuditService:
     # ---------------------------------------------------------------- fetch side
 
     def on_fetch(self, client_id: str | None, host: str | None, topic: str, partition: int,
-                 records: Any) -> None:
-        """Called by the Fetch handler for a consumer's partition answer."""
+                 records: Any, next_offset: int = -1) -> None:
+        """Called by the Fetch handler for a consumer's partition answer. `next_offset` is
+        the served end when the log read knew it; otherwise (converted data) it is read
+        from the records' headers."""
         if records is None or len(records) == 0:
             return
-        try:
-            end = served_end_offset(records)
-        except OSError:
-            return  # segment deleted under us: the audit loses one sample, the fetch is fine
+        end: int | None = next_offset
+        if end < 0:
+            try:
+                end = served_end_offset(records)
+            except OSError:
+                return  # segment deleted under us: the audit loses one sample
         if end is not None:
             self.served.record(client_id or "", host or "", (topic, partition), end)
 

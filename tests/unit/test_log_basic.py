@@ -259,3 +259,13 @@ def test_roll_on_offset_overflow_and_jitter(tmp_path):
     assert os.path.exists(os.path.join(log.dir, f"{far:020d}.log"))
     assert all(0 <= s.roll_jitter_ms < 500 for s in log.segments)
     assert log.read(far, 1 << 20).records.tobytes()[:8] == far.to_bytes(8, "big")
+
+
+def test_read_reports_the_offset_after_what_it_returned(tmp_path):
+    log = open_log(tmp_path, small_config(segment_bytes=1 << 20))
+    for n in (3, 2, 4):                       # offsets 0-2, 3-4, 5-8
+        append(log, n=n)
+    assert log.read(0, 1 << 20, 9).next_offset == 9
+    assert log.read(0, 1 << 20, 5).next_offset == 5      # stops before the batch reaching 5
+    assert log.read(3, 1, 9).next_offset == 5            # one whole batch (min_one_message)
+    assert log.read(9, 1 << 20, 9).next_offset == -1     # nothing returned

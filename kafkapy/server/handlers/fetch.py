@@ -73,7 +73,8 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
                 continue
             r = results[ref]
             if audit is not None and replica_id < 0 and r.records:  # commit audit: served
-                audit.on_fetch(ctx.client_id, ctx.client_host, name, partition, r.records)
+                audit.on_fetch(ctx.client_id, ctx.client_host, name, partition, r.records,
+                               r.next_offset)
             pd = PartitionData(partition_index=partition, error_code=r.error,
                                high_watermark=r.high_watermark,
                                last_stable_offset=r.last_stable_offset,
@@ -110,6 +111,7 @@ async def _down_convert(server: Any, magic: int, specs: list[FetchSpec], results
             r.error, r.records = ErrorCode.UNSUPPORTED_VERSION, b""
             continue
         limit = min(spec.max_bytes, budget)
+        r.next_offset = -1  # conversion may serve fewer records than were read
         try:
             if len(r.records) > OFFLOAD_BYTES:
                 r.records = await trio.to_thread.run_sync(
