@@ -7,18 +7,15 @@ one v2 batch first (kafkapy.protocol.legacy), a cost only legacy producers pay.
 """
 from __future__ import annotations
 
-import logging
-
 import trio
 
 from kafkapy.log import TopicPartition
+from kafkapy.network.errors import CloseConnection
 from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.errors import ErrorCode, KafkaError
 from kafkapy.protocol.legacy import OFFLOAD_BYTES, upconvert
 from kafkapy.protocol.messages.produce import ProduceRequest, ProduceResponse
 from kafkapy.server.context import RequestContext
-
-log = logging.getLogger(__name__)
 
 TopicResponse = ProduceResponse.TopicProduceResponse
 PartResponse = ProduceResponse.PartitionProduceResponse
@@ -60,15 +57,12 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
         order.append((topic.name, indexes))
     results = {}
     if to_append:
-        timeout = req.timeout_ms
-        results = await server.replica_manager.append_records(
-            to_append, acks if acks in (0, 1, -1) else 1, timeout)
+        # Invalid acks never get here: every partition of such a request has an error.
+        results = await server.replica_manager.append_records(to_append, acks, req.timeout_ms)
     if acks == 0:
         # Kafka closes the connection when an acks=0 produce fails: the client cannot be told.
         failed = [tp for tp, r in results.items() if r.error != ErrorCode.NONE] + list(errors)
         if failed:
-            from kafkapy.network.errors import CloseConnection
-
             raise CloseConnection(f"acks=0 produce to {failed[0]} failed")
         return None
     responses = []
