@@ -22,7 +22,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function runKafkajs (a, out, log, stopped) {
   const { Kafka, logLevel } = require('kafkajs')
-  const kafka = new Kafka({ clientId: a.clientId, brokers: [a.bootstrap], logLevel: logLevel.NOTHING })
+  // GROUP_DRIVER_LOG=info|debug: kafkajs's own log, timestamped, to stderr (FILE.err in tests)
+  const level = { info: logLevel.INFO, debug: logLevel.DEBUG }[process.env.GROUP_DRIVER_LOG] || logLevel.NOTHING
+  const logCreator = () => ({ namespace, level: lvl, log }) =>
+    process.stderr.write(`${new Date().toISOString()} ${lvl} ${namespace} ${log.message} ${JSON.stringify({ ...log, message: undefined, timestamp: undefined, logger: undefined })}\n`)
+  const kafka = new Kafka({ clientId: a.clientId, brokers: a.bootstrap.split(','), logLevel: level, logCreator })
   const consumer = kafka.consumer({ groupId: a.group, sessionTimeout: a.sessionTimeoutMs, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const parts = (e.payload.memberAssignment[a.topic] || []).slice().sort((x, y) => x - y)
