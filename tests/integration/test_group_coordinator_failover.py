@@ -1,11 +1,13 @@
-"""A consumer group survives the kill -9 of its coordinator's broker (3 brokers, RF 3).
+"""A consumer group survives the kill -9 of its coordinator's broker (3 brokers, RF 3), with
+every group client (confluent-kafka, kafka-python, aiokafka, kafkajs, node-rdkafka).
 
-Two confluent-kafka members (tests/clients/group/driver_group.py) consume 6 partitions
-slowly and commit each record; the group's coordinator broker is SIGKILLed mid-run. The group
-must move to the new leader of its `__consumer_offsets` partition, which loads the committed
-offsets: every record is consumed, after the members stop a new member resumes exactly at the
-commits (nothing committed lost), lag is 0, and the commit audit (served tables of all three
-brokers, from ZooKeeper) reports nothing.
+Two members (tests/clients/group/ drivers) consume 6 partitions slowly and commit each record;
+the group's coordinator broker is SIGKILLed mid-run. The group must move to the new leader of
+its `__consumer_offsets` partition, which loads the committed offsets (none lower than what
+the old coordinator answered just before the kill): every record is consumed (the time after
+the kill is printed), after the members stop a new member resumes exactly at the commits
+(nothing committed lost), lag is 0, and the commit audit (served tables of all three brokers,
+from ZooKeeper) reports nothing.
 """
 from __future__ import annotations
 
@@ -29,6 +31,15 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 MORE = 5
+
+
+def _committed(bootstrap: str, group: str) -> dict[int, int]:
+    """The group's committed offsets as its coordinator answers them (OffsetFetch)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    return {tp.partition: tp.offset for tp in res[group].result(30).topic_partitions
+            if tp.offset >= 0}
 
 
 def _coordinator(bootstrap: str, group: str) -> int:
@@ -57,6 +68,8 @@ def test_group_moves_to_new_coordinator_after_kill9(broker_cluster, tmp_path: Pa
         _wait_for(lambda: all(len(_read(o)) >= 5 for o in outs), 90,
                   "both members to consume", procs)
         old = _coordinator(bootstrap, group)
+        before = _committed(bootstrap, group)
+        assert before, "nothing committed before the kill"
         brokers[old].kill9()
         killed_at = time.monotonic()
         alive = ",".join(b.bootstrap for i, b in brokers.items() if i != old)
@@ -67,6 +80,8 @@ def test_group_moves_to_new_coordinator_after_kill9(broker_cluster, tmp_path: Pa
               f"{time.monotonic() - killed_at:.1f} s later")
         new = _coordinator(alive, group)
         assert new != old
+        after = _committed(alive, group)   # loaded by the new coordinator from the log
+        assert all(after.get(p, -1) >= o for p, o in before.items()), (before, after)
         for p in procs:
             _stop(p)
         records = [r for out in outs for r in _read(out)]
