@@ -16,6 +16,8 @@ from kafkapy.protocol.messages.incremental_alter_configs import IncrementalAlter
 from kafkapy.protocol.legacy import OFFLOAD_BYTES, magic_of
 from kafkapy.protocol.records import GZIP, SNAPPY, Record, build_message_set, iter_legacy_messages
 
+from tests.broker_fixture import BrokerCluster
+from tests.zk_fixture import ZooKeeperServer
 from tests.integration.kafka_wire import (
     batch,
     connect,
@@ -162,3 +164,28 @@ async def test_down_conversion_follows_topic_config_changes(broker):
         await _fetch_error_until(conn, topic, ErrorCode.NONE)
         data = await fetch(conn, topic, 0, 0, version=2)
         assert legacy(data.records)[0][:3] == (0, 1, b"a")
+
+
+async def test_legacy_fetch_needs_no_zookeeper(tmp_path):
+    """The down-conversion setting is in the log's config: with the broker's ZooKeeper down,
+    Fetch v0 and v2 still answer at once (they used to wait for ZooKeeper on every request)."""
+    zk = ZooKeeperServer(tmp_path / "zk").start()
+    cluster = BrokerCluster(zk.connect, tmp_path / "cluster")
+    topic = f"legacy-nozk-{uuid.uuid4().hex[:8]}"
+    try:
+        broker = cluster.start(broker_id=0)
+        async with connect(broker) as conn:
+            assert (await create_topic(conn, topic, partitions=1)).error_code == 0
+            await wait_for_leaders(conn, topic, 1)
+            assert (await produce(conn, topic, 0, batch([b"a", b"b"]))).error_code == 0
+            zk.stop()
+            with trio.fail_after(15):
+                for version, magic in ((0, 0), (2, 1), (0, 0)):
+                    data = await fetch(conn, topic, 0, 0, version=version)
+                    assert data.error_code == 0 and magic_of(data.records) == magic
+                    assert [(o, v) for o, _, v, _ in legacy(data.records)] == [(0, b"a"),
+                                                                               (1, b"b")]
+    finally:
+        for b in cluster.brokers.values():
+            b.kill9()  # a controlled shutdown would wait for the ZooKeeper that is gone
+        zk.stop()
