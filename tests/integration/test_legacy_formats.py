@@ -167,8 +167,11 @@ async def test_down_conversion_follows_topic_config_changes(broker):
 
 
 async def test_legacy_fetch_needs_no_zookeeper(tmp_path):
-    """The down-conversion setting is in the log's config: with the broker's ZooKeeper down,
-    Fetch v0 and v2 still answer at once (they used to wait for ZooKeeper on every request)."""
+    """The down-conversion setting is in the log's config: the cluster-wide broker default
+    (log.message.downconversion.enable, a dynamic broker config) reaches it, and with the
+    broker's ZooKeeper down, Fetch v0 and v2 still answer at once (they used to wait for
+    ZooKeeper on every request). Own ZooKeeper and broker: the default is cluster-wide."""
+    IAC = IncrementalAlterConfigsRequest
     zk = ZooKeeperServer(tmp_path / "zk").start()
     cluster = BrokerCluster(zk.connect, tmp_path / "cluster")
     topic = f"legacy-nozk-{uuid.uuid4().hex[:8]}"
@@ -178,6 +181,15 @@ async def test_legacy_fetch_needs_no_zookeeper(tmp_path):
             assert (await create_topic(conn, topic, partitions=1)).error_code == 0
             await wait_for_leaders(conn, topic, 1)
             assert (await produce(conn, topic, 0, batch([b"a", b"b"]))).error_code == 0
+            for op, value, want in ((0, "false", ErrorCode.UNSUPPORTED_VERSION),
+                                    (1, None, ErrorCode.NONE)):  # SET, then DELETE
+                resp = await conn.send(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, IAC(
+                    validate_only=False, resources=[IAC.AlterConfigsResource(
+                        resource_type=4, resource_name="", configs=[IAC.AlterableConfig(
+                            name="log.message.downconversion.enable", config_operation=op,
+                            value=value)])]))
+                assert resp.responses[0].error_code == 0, resp.responses[0].error_message
+                await _fetch_error_until(conn, topic, want)
             zk.stop()
             with trio.fail_after(15):
                 for version, magic in ((0, 0), (2, 1), (0, 0)):
