@@ -153,7 +153,15 @@ async def run_aiokafka(a: argparse.Namespace, out: Out) -> None:
             if done:
                 await c.commit(done)
     finally:
-        await c.stop()
+        try:
+            await c.stop()
+        except asyncio.CancelledError:
+            # aiokafka 0.14's fetcher.close() awaits the fetch tasks it cancels, and one that
+            # was backing off after a failed fetch (a killed broker) re-raises that
+            # cancellation; the group was already left (the coordinator closes first)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
 
 
 def main() -> int:
