@@ -119,6 +119,13 @@ def test_commit_at_the_floor_is_never_beyond_served() -> None:
     a.on_commit("g", "m1", *ME, TP, 41, None, [t], 1000, floor=40)  # one past: flagged
     [f] = a.recheck(5000, [t])
     assert (f.kind, f.offset, f.reference) == (BEYOND_SERVED, 41, 30)
+    # re-committing the previous offset (its served entries lost with a killed leader) or
+    # less is not beyond served: it skips nothing new
+    assert a.on_commit("h", "m1", *ME, TP, 25, 25, [empty], 1000) == []
+    assert a.recheck(5000, [empty]) == []
+    a.on_commit("h", "m1", *ME, TP, 26, 25, [empty], 1000)
+    [f] = a.recheck(5000, [empty])
+    assert (f.group, f.offset, f.reference) == ("h", 26, None)
 
 
 def test_backwards_commit_is_flagged_at_once() -> None:

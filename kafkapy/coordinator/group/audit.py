@@ -10,9 +10,9 @@ leaders record, per client identity `(client id, host)` and partition, the serve
   every identity seen in the group (members, past members and committers). Group-wide rather
   than per client because a partition moves between members in a rebalance and clients often
   share a client id; this can only hide a finding, never invent one. A commit at or below
-  `floor` (0, or a known log start offset) skips nothing, served or not: clients such as
-  kafka-python commit the position of every assigned partition, including ones they could
-  not fetch yet (e.g. while its leader is failing over).
+  `floor` (0, or a known log start offset) or at or below the previous commit skips nothing
+  new, served or not: clients such as kafka-python commit the position of every assigned
+  partition, including ones they could not fetch yet (e.g. while its leader fails over).
 * **backwards**: committed offset < the offset committed before it for that partition.
 
 Served tables of other brokers arrive late (they are published periodically), so a commit that
@@ -160,11 +160,13 @@ class CommitAudit:
                                          member_id, client_id, host, now_ms)))
         ids = frozenset(self.identities[group])
         served = max_served(tables, ids, tp)
+        # a commit that does not advance skips nothing new (the previous one was judged)
+        floor = max(floor, previous if previous is not None else 0, 0)
         if _beyond(offset, served, floor):
             self.pending.append(PendingCheck(
                 now_ms + self.grace_ms,
                 Finding(BEYOND_SERVED, group, tp[0], tp[1], offset, served, member_id,
-                        client_id, host, now_ms), ids, max(floor, 0)))
+                        client_id, host, now_ms), ids, floor))
         return out
 
     def next_due(self) -> int | None:
