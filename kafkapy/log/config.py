@@ -37,13 +37,16 @@ class LogConfig:
     min_insync_replicas: int = 1
     unclean_leader_election_enable: bool = False
     compression_type: str = "producer"
+    # read by Fetch v0-3 (kafka-node) on every request: kept here, current with dynamic topic
+    # config changes, so a legacy fetch never waits on (or fails with) ZooKeeper
+    message_downconversion_enable: bool = True
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], base: "LogConfig | None" = None) -> "LogConfig":
         """Build from topic-level keys (`segment.bytes`...) on top of `base` (or defaults).
 
         Unknown keys are ignored here: topic configs unrelated to the log (e.g.
-        `message.downconversion.enable`) are validated by kafkapy.config.topic.
+        `follower.replication.throttled.replicas`) are validated by kafkapy.config.topic.
         """
         values: dict[str, Any] = attrs.asdict(base) if base is not None else {}
         for key, raw in props.items():
@@ -96,4 +99,5 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "min.insync.replicas": ("min_insync_replicas", int),
     "unclean.leader.election.enable": ("unclean_leader_election_enable", _bool),
     "compression.type": ("compression_type", str),
+    "message.downconversion.enable": ("message_downconversion_enable", _bool),
 }

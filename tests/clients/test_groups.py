@@ -11,6 +11,12 @@ and a new member must read exactly those: it resumes at the committed offsets.
 Checks: every record consumed at least once with its own value; a record consumed twice was
 consumed by the killed member (its uncommitted tail); the new member reads exactly the new
 records; `kafkapy-consumer-groups --describe --audit` shows lag 0 and no finding.
+
+Graceful leave (`test_group_graceful_leave`, the five clients): the same group of three with
+a 30 s session timeout; one member gets SIGTERM while records flow, commits what it read and
+sends LeaveGroup. Its partitions must be reassigned long before the session timeout could
+have expired (limit 15 s, the measured time is printed), and every record is consumed
+exactly once.
 """
 from __future__ import annotations
 
@@ -47,9 +53,11 @@ def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
 
 
 def _member(client: str, bootstrap: str, topic: str, group: str, out: Path,
-            delay_ms: int, instance_id: str | None = None) -> subprocess.Popen:
+            delay_ms: int, instance_id: str | None = None,
+            session_timeout_ms: int = 6000) -> subprocess.Popen:
     common = ["--bootstrap", bootstrap, "--topic", topic, "--group", group,
-              "--client-id", f"grp-{client}", "--out", str(out), "--delay-ms", str(delay_ms)]
+              "--client-id", f"grp-{client}", "--out", str(out), "--delay-ms", str(delay_ms),
+              "--session-timeout-ms", str(session_timeout_ms)]
     if client.endswith("-cooperative"):
         client = client.removesuffix("-cooperative")
         common += ["--assignor", "cooperative-sticky"]
@@ -101,6 +109,14 @@ def _stop(p: subprocess.Popen) -> None:
 def _assigned(path: Path) -> list[str]:
     log = Path(str(path) + ".log")
     return log.read_text().splitlines() if log.exists() else []
+
+
+def _latest_parts(path: Path) -> set[int]:
+    """Partitions of the member's latest assignment (empty before the first one)."""
+    lines = _assigned(path)
+    if not lines:
+        return set()
+    return {int(x) for x in lines[-1].removeprefix("ASSIGNED").strip().split(",") if x}
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -161,6 +177,59 @@ def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> 
     assert desc["audit"] == []
     assert {r["PARTITION"]: (r["CURRENT-OFFSET"], r["LAG"]) for r in desc["partitions"]} == \
         {p: (PER_PART + MORE, 0) for p in range(PARTS)}
+
+
+LEAVE_CLIENTS = ["confluent", "kafka-python", "aiokafka", "kafkajs", "rdkafka"]
+LEAVE_SESSION_MS = 30_000   # a takeover within LEAVE_LIMIT_S can only come from LeaveGroup
+LEAVE_LIMIT_S = 15.0
+
+
+@pytest.mark.parametrize("client", LEAVE_CLIENTS)
+def test_group_graceful_leave(broker, tmp_path: Path, client: str) -> None:
+    topic = f"leave-{client}-{uuid.uuid4().hex[:6]}"
+    group = f"g-{topic}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=1)])[
+        topic].result(30)
+    _produce(broker.bootstrap, topic, 0, PER_PART)
+    outs = [tmp_path / f"m{i}.txt" for i in range(3)]
+    procs = [_member(client, broker.bootstrap, topic, group, o, 120,
+                     session_timeout_ms=LEAVE_SESSION_MS) for o in outs]
+    every = set(range(PARTS))
+    try:
+        def stable() -> bool:
+            parts = [_latest_parts(o) for o in outs]
+            return all(parts) and set().union(*parts) == every and \
+                sum(map(len, parts)) == PARTS and all(len(_read(o)) >= 2 for o in outs)
+        _wait_for(stable, 90, "three members with every partition, each consuming", procs)
+        seen = [len(_assigned(o)) for o in outs[1:]]
+        left = _latest_parts(outs[0])
+        sigterm_at = time.monotonic()
+        procs[0].send_signal(signal.SIGTERM)  # the driver commits, then leaves the group
+        _wait_for(lambda: all(len(_assigned(o)) > n for o, n in zip(outs[1:], seen))
+                  and set().union(*(_latest_parts(o) for o in outs[1:])) == every,
+                  LEAVE_LIMIT_S, f"the survivors to take over {sorted(left)} (LeaveGroup; "
+                  f"the {LEAVE_SESSION_MS} ms session timeout has not expired)", procs)
+        took = time.monotonic() - sigterm_at
+        print(f"{client}: partitions {sorted(left)} taken over {took:.2f} s after SIGTERM")
+        assert procs[0].wait(20) == 0, "the leaving member did not exit cleanly"
+        all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
+        _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
+                  90, "every record consumed", procs)
+        time.sleep(1)  # anything re-delivered would arrive now
+        for p in procs[1:]:
+            _stop(p)
+        records = [r for out in outs for r in _read(out)]
+        assert all(v == f"{p}:{o}" for p, o, v in records)
+        assert {(p, o) for p, o, _ in _read(outs[0])}, "the leaving member consumed nothing"
+        dup = sorted(k for k, n in Counter((p, o) for p, o, _ in records).items() if n > 1)
+        assert not dup, f"records delivered twice after a graceful leave: {dup}"
+        assert len(records) == PARTS * PER_PART
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
 
 
 def test_static_member_rejoins_without_rebalance(broker, tmp_path: Path) -> None:

@@ -3,14 +3,21 @@ magic 0/1 sets are stored as v2 batches, Fetch v0-1 answers magic 0, v2-3 magic 
 stored v2 batches; bad legacy data gets Kafka's error codes."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
+import trio
 
+from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.errors import ErrorCode
+from kafkapy.protocol.messages.alter_configs import AlterConfigsRequest
+from kafkapy.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
 from kafkapy.protocol.legacy import OFFLOAD_BYTES, magic_of
 from kafkapy.protocol.records import GZIP, SNAPPY, Record, build_message_set, iter_legacy_messages
 
+from tests.broker_fixture import BrokerCluster
+from tests.zk_fixture import ZooKeeperServer
 from tests.integration.kafka_wire import (
     batch,
     connect,
@@ -103,3 +110,94 @@ async def test_down_conversion_disabled_answers_unsupported_version(broker):
         assert old.error_code == ErrorCode.UNSUPPORTED_VERSION
         modern = await fetch(conn, topic, 0, 0, version=4)
         assert modern.error_code == 0 and [x.value for x in records_of(modern.records)] == [b"a"]
+
+
+async def _fetch_error_until(conn, topic: str, want: int, timeout: float = 30.0) -> float:
+    """Fetch v2 until it answers `want`; returns the seconds it took (a config change reaches
+    the log through /config/changes, asynchronously, as in Kafka)."""
+    start = time.monotonic()
+    while True:
+        got = (await fetch(conn, topic, 0, 0, version=2)).error_code
+        if got == want:
+            return time.monotonic() - start
+        assert time.monotonic() - start < timeout, f"fetch v2 still answers {got}, not {want}"
+        await trio.sleep(0.1)
+
+
+async def test_down_conversion_follows_topic_config_changes(broker):
+    """message.downconversion.enable lives in the log's config: switching it with
+    IncrementalAlterConfigs and AlterConfigs (and deleting the override) changes what a
+    Fetch v2 gets, without a restart."""
+    topic = f"legacy-toggle-{uuid.uuid4().hex[:8]}"
+    IAC, AC = IncrementalAlterConfigsRequest, AlterConfigsRequest
+    async with connect(broker) as conn:
+        assert (await create_topic(conn, topic, partitions=1)).error_code == 0
+        await wait_for_leaders(conn, topic, 1)
+        assert (await produce(conn, topic, 0, batch([b"a"]))).error_code == 0
+        on = await fetch(conn, topic, 0, 0, version=2)
+        assert on.error_code == 0 and magic_of(on.records) == 1
+
+        async def incremental(op: int, value: str | None) -> None:
+            resp = await conn.send(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, IAC(
+                validate_only=False, resources=[IAC.AlterConfigsResource(
+                    resource_type=2, resource_name=topic, configs=[IAC.AlterableConfig(
+                        name="message.downconversion.enable", config_operation=op,
+                        value=value)])]))
+            assert resp.responses[0].error_code == 0, resp.responses[0].error_message
+
+        await incremental(0, "false")                       # SET
+        await _fetch_error_until(conn, topic, ErrorCode.UNSUPPORTED_VERSION)
+        modern = await fetch(conn, topic, 0, 0, version=4)
+        assert modern.error_code == 0 and [x.value for x in records_of(modern.records)] == [b"a"]
+        await incremental(1, None)                          # DELETE: back to the default
+        await _fetch_error_until(conn, topic, ErrorCode.NONE)
+
+        resp = await conn.send(ApiKey.ALTER_CONFIGS, 1, AC(validate_only=False, resources=[
+            AC.AlterConfigsResource(resource_type=2, resource_name=topic, configs=[
+                AC.AlterableConfig(name="message.downconversion.enable", value="false")])]))
+        assert resp.responses[0].error_code == 0, resp.responses[0].error_message
+        await _fetch_error_until(conn, topic, ErrorCode.UNSUPPORTED_VERSION)
+        # AlterConfigs replaces the whole set: an empty set clears the override
+        resp = await conn.send(ApiKey.ALTER_CONFIGS, 1, AC(validate_only=False, resources=[
+            AC.AlterConfigsResource(resource_type=2, resource_name=topic, configs=[])]))
+        assert resp.responses[0].error_code == 0, resp.responses[0].error_message
+        await _fetch_error_until(conn, topic, ErrorCode.NONE)
+        data = await fetch(conn, topic, 0, 0, version=2)
+        assert legacy(data.records)[0][:3] == (0, 1, b"a")
+
+
+async def test_legacy_fetch_needs_no_zookeeper(tmp_path):
+    """The down-conversion setting is in the log's config: the cluster-wide broker default
+    (log.message.downconversion.enable, a dynamic broker config) reaches it, and with the
+    broker's ZooKeeper down, Fetch v0 and v2 still answer at once (they used to wait for
+    ZooKeeper on every request). Own ZooKeeper and broker: the default is cluster-wide."""
+    IAC = IncrementalAlterConfigsRequest
+    zk = ZooKeeperServer(tmp_path / "zk").start()
+    cluster = BrokerCluster(zk.connect, tmp_path / "cluster")
+    topic = f"legacy-nozk-{uuid.uuid4().hex[:8]}"
+    try:
+        broker = cluster.start(broker_id=0)
+        async with connect(broker) as conn:
+            assert (await create_topic(conn, topic, partitions=1)).error_code == 0
+            await wait_for_leaders(conn, topic, 1)
+            assert (await produce(conn, topic, 0, batch([b"a", b"b"]))).error_code == 0
+            for op, value, want in ((0, "false", ErrorCode.UNSUPPORTED_VERSION),
+                                    (1, None, ErrorCode.NONE)):  # SET, then DELETE
+                resp = await conn.send(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, IAC(
+                    validate_only=False, resources=[IAC.AlterConfigsResource(
+                        resource_type=4, resource_name="", configs=[IAC.AlterableConfig(
+                            name="log.message.downconversion.enable", config_operation=op,
+                            value=value)])]))
+                assert resp.responses[0].error_code == 0, resp.responses[0].error_message
+                await _fetch_error_until(conn, topic, want)
+            zk.stop()
+            with trio.fail_after(15):
+                for version, magic in ((0, 0), (2, 1), (0, 0)):
+                    data = await fetch(conn, topic, 0, 0, version=version)
+                    assert data.error_code == 0 and magic_of(data.records) == magic
+                    assert [(o, v) for o, _, v, _ in legacy(data.records)] == [(0, b"a"),
+                                                                               (1, b"b")]
+    finally:
+        for b in cluster.brokers.values():
+            b.kill9()  # a controlled shutdown would wait for the ZooKeeper that is gone
+        zk.stop()

@@ -104,6 +104,30 @@ def test_served_to_another_member_of_the_group_counts() -> None:
     assert f.group == "h" and f.reference is None
 
 
+def test_commit_at_the_floor_is_never_beyond_served() -> None:
+    """kafka-python commits the position of every assigned partition, also one it could not
+    fetch yet (leader failing over): offset 0, or the log start offset, skips nothing."""
+    a = CommitAudit(grace_ms=0)
+    empty = ServedTable()
+    assert a.on_commit("g", "m1", *ME, TP, 0, None, [empty], 1000) == []
+    assert a.on_commit("g", "m1", *ME, TP, 40, None, [empty], 1000, floor=40) == []
+    assert a.pending == [] and a.recheck(5000, [empty]) == []
+    t = ServedTable()
+    t.record(*ME, TP, 30)  # served before retention moved the log start to 40
+    assert a.on_commit("g", "m1", *ME, TP, 40, None, [t], 1000, floor=40) == []
+    assert a.recheck(5000, [t]) == []
+    a.on_commit("g", "m1", *ME, TP, 41, None, [t], 1000, floor=40)  # one past: flagged
+    [f] = a.recheck(5000, [t])
+    assert (f.kind, f.offset, f.reference) == (BEYOND_SERVED, 41, 30)
+    # re-committing the previous offset (its served entries lost with a killed leader) or
+    # less is not beyond served: it skips nothing new
+    assert a.on_commit("h", "m1", *ME, TP, 25, 25, [empty], 1000) == []
+    assert a.recheck(5000, [empty]) == []
+    a.on_commit("h", "m1", *ME, TP, 26, 25, [empty], 1000)
+    [f] = a.recheck(5000, [empty])
+    assert (f.group, f.offset, f.reference) == ("h", 26, None)
+
+
 def test_backwards_commit_is_flagged_at_once() -> None:
     t = ServedTable()
     t.record(*ME, TP, 30)

@@ -328,3 +328,54 @@ async def test_runtime_timers_expire_silent_members() -> None:
             while rt.describe("g")[1].state != "Empty":
                 await trio.sleep(0.02)
         nursery.cancel_scope.cancel()
+
+
+async def test_offset_commit_and_fetch_v0_use_zookeeper_paths_as_kafka() -> None:
+    """v0 stores offsets under /consumers (the znode store is a dict here) and never touches
+    the group coordinator; a partition with nothing committed answers -1 with
+    UNKNOWN_TOPIC_OR_PARTITION (Kafka's OffsetFetchResponse.UNKNOWN_PARTITION)."""
+    class Zk:
+        def __init__(self) -> None:
+            self.nodes: dict[tuple[str, str, int], int] = {}
+            self.broken = False
+
+        async def set_consumer_offset(self, group: str, topic: str, partition: int,
+                                      offset: int) -> None:
+            if self.broken:
+                raise RuntimeError("znode write failed")
+            self.nodes[(group, topic, partition)] = offset
+
+        async def get_consumer_offset(self, group: str, topic: str, partition: int
+                                      ) -> int | None:
+            if self.broken:
+                raise ValueError("znode holds no number")
+            return self.nodes.get((group, topic, partition))
+
+    server = FakeServer()
+    server.zk = zk = Zk()  # type: ignore[attr-defined]
+    assert server.group_coordinator is None   # v0 must not need the coordinator
+    C, F = OffsetCommitRequest, OffsetFetchRequest
+
+    async def commit(topic: str, offset: int, metadata: str = "m") -> int:
+        resp = await call(server, ApiKey.OFFSET_COMMIT, 0, C(group_id="old", topics=[
+            C.OffsetCommitRequestTopic(name=topic, partitions=[C.OffsetCommitRequestPartition(
+                partition_index=0, committed_offset=offset, committed_metadata=metadata)])]))
+        return resp.topics[0].partitions[0].error_code
+
+    async def fetch(topic: str) -> tuple[int, str, int]:
+        resp = await call(server, ApiKey.OFFSET_FETCH, 0, F(group_id="old", topics=[
+            F.OffsetFetchRequestTopic(name=topic, partition_indexes=[0])]))
+        p = resp.topics[0].partitions[0]
+        return p.committed_offset, p.metadata, p.error_code
+
+    assert await fetch("t") == (-1, "", E.UNKNOWN_TOPIC_OR_PARTITION)
+    assert await commit("t", 42) == E.NONE
+    assert zk.nodes == {("old", "t", 0): 42}
+    assert await fetch("t") == (42, "", E.NONE)              # v0 keeps no metadata
+    assert await commit("nope", 1) == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert await fetch("nope") == (-1, "", E.UNKNOWN_TOPIC_OR_PARTITION)
+    assert await commit("t", 43, "x" * 4097) == E.OFFSET_METADATA_TOO_LARGE
+    assert zk.nodes == {("old", "t", 0): 42}
+    zk.broken = True
+    assert await commit("t", 44) == E.UNKNOWN_SERVER_ERROR
+    assert await fetch("t") == (-1, "", E.UNKNOWN_SERVER_ERROR)

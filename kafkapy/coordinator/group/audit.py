@@ -9,7 +9,10 @@ leaders record, per client identity `(client id, host)` and partition, the serve
 * **beyond_served**: committed offset > the highest served end offset of that partition over
   every identity seen in the group (members, past members and committers). Group-wide rather
   than per client because a partition moves between members in a rebalance and clients often
-  share a client id; this can only hide a finding, never invent one.
+  share a client id; this can only hide a finding, never invent one. A commit at or below
+  `floor` (0, or a known log start offset) or at or below the previous commit skips nothing
+  new, served or not: clients such as kafka-python commit the position of every assigned
+  partition, including ones they could not fetch yet (e.g. while its leader fails over).
 * **backwards**: committed offset < the offset committed before it for that partition.
 
 Served tables of other brokers arrive late (they are published periodically), so a commit that
@@ -68,6 +71,13 @@ class ServedTable:
         return table
 
 
+def _beyond(offset: int, served: int | None, floor: int) -> bool:
+    """Could this commit skip unread events? Not at or below the floor (nothing lies before
+    it), nor at or below what the group was served."""
+    limit = max(floor, 0) if served is None else max(served, floor, 0)
+    return offset > limit
+
+
 def max_served(tables: Iterable[ServedTable], identities: Iterable[Identity],
                tp: TP) -> int | None:
     best: int | None = None
@@ -120,6 +130,7 @@ class PendingCheck:
     due_ms: int
     finding: Finding
     identities: frozenset[Identity]
+    floor: int = 0
 
 
 @attrs.define(slots=True)
@@ -137,9 +148,10 @@ class CommitAudit:
 
     def on_commit(self, group: str, member_id: str, client_id: str, host: str, tp: TP,
                   offset: int, previous: int | None, tables: Iterable[ServedTable],
-                  now_ms: int) -> list[Finding]:
+                  now_ms: int, floor: int = 0) -> list[Finding]:
         """Judge one successful commit. Returns findings to report now (backwards); a
-        beyond-served suspicion is queued for `recheck` after the grace period."""
+        beyond-served suspicion is queued for `recheck` after the grace period. `floor`: an
+        offset no commit can skip past (the partition's log start offset if known)."""
         host = normalize_host(host)
         self.note_members(group, [(client_id, host)])
         out: list[Finding] = []
@@ -148,11 +160,13 @@ class CommitAudit:
                                          member_id, client_id, host, now_ms)))
         ids = frozenset(self.identities[group])
         served = max_served(tables, ids, tp)
-        if served is None or offset > served:
+        # a commit that does not advance skips nothing new (the previous one was judged)
+        floor = max(floor, previous if previous is not None else 0, 0)
+        if _beyond(offset, served, floor):
             self.pending.append(PendingCheck(
                 now_ms + self.grace_ms,
                 Finding(BEYOND_SERVED, group, tp[0], tp[1], offset, served, member_id,
-                        client_id, host, now_ms), ids))
+                        client_id, host, now_ms), ids, floor))
         return out
 
     def next_due(self) -> int | None:
@@ -171,7 +185,7 @@ class CommitAudit:
             f = p.finding
             ids = p.identities | self.identities.get(f.group, set())
             served = max_served(tables, ids, (f.topic, f.partition))
-            if served is None or f.offset > served:
+            if _beyond(f.offset, served, p.floor):
                 f.reference = served
                 out.append(self._add(f))
         return out

@@ -94,20 +94,16 @@ async def _down_convert(server: Any, magic: int, specs: list[FetchSpec], results
                         max_bytes: int) -> None:
     """Fetch v0-3 consumers (kafka-node) cannot read v2 batches: convert the stored batches
     to magic 0/1 in place, within each partition's and the request's byte limits. A topic
-    with message.downconversion.enable=false answers UNSUPPORTED_VERSION instead (Kafka)."""
-    from kafkapy.config.topic_defs import effective_topic_props
-
-    enabled: dict[str, bool] = {}
+    with message.downconversion.enable=false answers UNSUPPORTED_VERSION instead (Kafka); the
+    setting comes from the log's config (kept current by topic config changes), not ZooKeeper."""
+    log_manager = server.log_manager
     budget = max_bytes if max_bytes > 0 else 0x7FFFFFFF
     for spec, r in zip(specs, results):
         if r.records is None or len(r.records) == 0:
             continue
-        topic = spec.tp.topic
-        if topic not in enabled:
-            overrides = await server.zk.get_entity_config("topics", topic)
-            props = effective_topic_props(server.config, overrides)
-            enabled[topic] = props.get("message.downconversion.enable", "true") == "true"
-        if not enabled[topic]:
+        plog = log_manager.get_log(spec.tp)
+        config = plog.config if plog is not None else log_manager.config_for(spec.tp.topic)
+        if not config.message_downconversion_enable:
             r.error, r.records = ErrorCode.UNSUPPORTED_VERSION, b""
             continue
         limit = min(spec.max_bytes, budget)

@@ -7,6 +7,7 @@ offsets in ZooKeeper, as a ZooKeeper-mode Kafka broker does for those versions.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ from kafkapy.protocol.messages.sync_group import SyncGroupRequest, SyncGroupResp
 from kafkapy.server.context import RequestContext
 
 E = ErrorCode
+log = logging.getLogger(__name__)
 OFFSETS_TOPIC = "__consumer_offsets"
 TRANSACTION_TOPIC = "__transaction_state"
 # READ | DELETE | DESCRIBE: what anyone may do to a group without an authorizer
@@ -223,6 +225,9 @@ async def _zk_commit(ctx: RequestContext, group: str, tp: tuple[str, int], offse
         await ctx.server.zk.set_consumer_offset(group, tp[0], tp[1], offset)
     except KafkaError as e:
         return e.code
+    except Exception:  # Kafka answers any failure of the write with its error code
+        log.exception("OffsetCommit v0: writing the offset of %s for group %s failed", tp, group)
+        return E.UNKNOWN_SERVER_ERROR
     return E.NONE
 
 
@@ -276,6 +281,9 @@ async def handle_offset_fetch(ctx: RequestContext, req: OffsetFetchRequest
 
 async def _zk_fetch(ctx: RequestContext, group: str, wanted: list[tuple[str, int]]
                     ) -> dict[tuple[str, int], Any]:
+    """OffsetFetch v0 reads /consumers/<group>/offsets/<topic>/<partition>. As in Kafka, a
+    partition without that znode (nothing committed) answers offset -1 with
+    UNKNOWN_TOPIC_OR_PARTITION, exactly like a partition that does not exist."""
     from kafkapy.coordinator.group.results import FetchedOffset
 
     out: dict[tuple[str, int], Any] = {}
@@ -288,7 +296,13 @@ async def _zk_fetch(ctx: RequestContext, group: str, wanted: list[tuple[str, int
         except KafkaError as e:
             out[(topic, partition)] = FetchedOffset(error=e.code)
             continue
-        out[(topic, partition)] = FetchedOffset(-1 if found is None else found)
+        except Exception:  # unreadable znode (not a number) or a ZooKeeper failure
+            log.exception("OffsetFetch v0: reading the offset of %s-%d for group %s failed",
+                          topic, partition, group)
+            out[(topic, partition)] = FetchedOffset(error=E.UNKNOWN_SERVER_ERROR)
+            continue
+        out[(topic, partition)] = FetchedOffset(error=E.UNKNOWN_TOPIC_OR_PARTITION) \
+            if found is None else FetchedOffset(found)
     return out
 
 

@@ -2,6 +2,7 @@
 
 Usage: driver_group.py --client {confluent,kafka-python,aiokafka} --bootstrap H:P --topic T
        --group G --client-id C --out FILE [--delay-ms N] [--instance-id I]
+       [--assignor A] [--session-timeout-ms N]
 
 Subscribes, and for every record appends "partition offset value" to FILE (flushed) and then
 commits it synchronously (kafka-python/aiokafka: after each polled batch), so at most the
@@ -62,7 +63,7 @@ def run_confluent(a: argparse.Namespace, out: Out) -> None:
 
     conf = {"bootstrap.servers": a.bootstrap, "group.id": a.group, "client.id": a.client_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+            "session.timeout.ms": a.session_timeout_ms, "heartbeat.interval.ms": 500,
             "partition.assignment.strategy": a.assignor or "range"}
     if a.instance_id:
         conf["group.instance.id"] = a.instance_id
@@ -97,7 +98,7 @@ def run_kafka_python(a: argparse.Namespace, out: Out) -> None:
 
     c = KafkaConsumer(bootstrap_servers=a.bootstrap, group_id=a.group, client_id=a.client_id,
                       enable_auto_commit=False, auto_offset_reset="earliest",
-                      session_timeout_ms=6000, heartbeat_interval_ms=500,
+                      session_timeout_ms=a.session_timeout_ms, heartbeat_interval_ms=500,
                       max_poll_records=5)
     c.subscribe([a.topic], listener=Listener())
     try:
@@ -133,7 +134,7 @@ async def run_aiokafka(a: argparse.Namespace, out: Out) -> None:
 
     c = AIOKafkaConsumer(bootstrap_servers=a.bootstrap, group_id=a.group,
                          client_id=a.client_id, enable_auto_commit=False,
-                         auto_offset_reset="earliest", session_timeout_ms=6000,
+                         auto_offset_reset="earliest", session_timeout_ms=a.session_timeout_ms,
                          heartbeat_interval_ms=500, max_poll_records=5)
     c.subscribe([a.topic], listener=Listener())
     await c.start()
@@ -152,7 +153,15 @@ async def run_aiokafka(a: argparse.Namespace, out: Out) -> None:
             if done:
                 await c.commit(done)
     finally:
-        await c.stop()
+        try:
+            await c.stop()
+        except asyncio.CancelledError:
+            # aiokafka 0.14's fetcher.close() awaits the fetch tasks it cancels, and one that
+            # was backing off after a failed fetch (a killed broker) re-raises that
+            # cancellation; the group was already left (the coordinator closes first)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
 
 
 def main() -> int:
@@ -162,6 +171,7 @@ def main() -> int:
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--instance-id")
     p.add_argument("--assignor")
+    p.add_argument("--session-timeout-ms", type=int, default=6000)
     a = p.parse_args()
     signal.signal(signal.SIGTERM, _stop)
     out = Out(a.out)

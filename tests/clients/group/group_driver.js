@@ -2,7 +2,7 @@
 // One consumer-group member for tests/clients/test_groups.py, for a Node client.
 // Usage: NODE_PATH=tests/clients/node/node_modules node group_driver.js --client kafkajs|rdkafka
 //   --bootstrap H:P --topic T --group G --client-id C --out FILE [--delay-ms N]
-//   [--instance-id I] [--assignor range|cooperative-sticky]
+//   [--instance-id I] [--assignor range|cooperative-sticky] [--session-timeout-ms N]
 // Appends "partition offset value" per record to FILE, then commits it synchronously; SIGTERM
 // disconnects (LeaveGroup). Assignments go to FILE.log as "ASSIGNED p,p,...".
 const fs = require('fs')
@@ -14,6 +14,7 @@ function parseArgs (argv) {
     a[k] = argv[i + 1]
   }
   a.delayMs = Number(a.delayMs || 0)
+  a.sessionTimeoutMs = Number(a.sessionTimeoutMs || 6000)
   return a
 }
 
@@ -21,8 +22,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function runKafkajs (a, out, log, stopped) {
   const { Kafka, logLevel } = require('kafkajs')
-  const kafka = new Kafka({ clientId: a.clientId, brokers: [a.bootstrap], logLevel: logLevel.NOTHING })
-  const consumer = kafka.consumer({ groupId: a.group, sessionTimeout: 6000, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+  // GROUP_DRIVER_LOG=info|debug: kafkajs's own log, timestamped, to stderr (FILE.err in tests)
+  const level = { info: logLevel.INFO, debug: logLevel.DEBUG }[process.env.GROUP_DRIVER_LOG] || logLevel.NOTHING
+  const logCreator = () => ({ namespace, level: lvl, log }) =>
+    process.stderr.write(`${new Date().toISOString()} ${lvl} ${namespace} ${log.message} ${JSON.stringify({ ...log, message: undefined, timestamp: undefined, logger: undefined })}\n`)
+  const kafka = new Kafka({ clientId: a.clientId, brokers: a.bootstrap.split(','), logLevel: level, logCreator })
+  const consumer = kafka.consumer({ groupId: a.group, sessionTimeout: a.sessionTimeoutMs, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const parts = (e.payload.memberAssignment[a.topic] || []).slice().sort((x, y) => x - y)
     log.write(`ASSIGNED ${parts.join(',')}\n`)
@@ -59,7 +64,7 @@ async function runRdkafka (a, out, log, stopped) {
     'group.id': a.group,
     'client.id': a.clientId,
     'enable.auto.commit': false,
-    'session.timeout.ms': 6000,
+    'session.timeout.ms': a.sessionTimeoutMs,
     'heartbeat.interval.ms': 500,
     'partition.assignment.strategy': a.assignor || 'range',
     rebalance_cb: function (err, assignment) {
