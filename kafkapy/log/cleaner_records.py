@@ -136,3 +136,15 @@ def empty_batch(info: BatchInfo) -> bytes:
     attributes = info.attributes & ~(ATTR_DELETE_HORIZON | 0x07)
     batch = _header(info, BATCH_OVERHEAD - 12, attributes, info.max_timestamp, info.max_timestamp, 0)
     return _seal(batch)
+
+
+def require_keys(records: bytes | memoryview, batches: Sequence[BatchInfo]) -> None:
+    """Produce to a compacted topic: every data record needs a key (Kafka's validator
+    refuses the request with INVALID_RECORD), since the cleaner could not keep it."""
+    for info in batches:
+        if info.is_control:
+            continue
+        for r in parse_records(records_blob(records, info), info.record_count):
+            if r.key is None:
+                raise KafkaError(ErrorCode.INVALID_RECORD,
+                                 "Compacted topic cannot accept message without key")

@@ -22,6 +22,7 @@ from kafkapy.log.cleaner_edge import (
     swap_in,
 )
 from kafkapy.log.cleaner_manager import CLEANER_CHECKPOINT
+from kafkapy.protocol.errors import ErrorCode, KafkaError
 from kafkapy.protocol.records import GZIP, LZ4, SNAPPY, ZSTD, Record, build_batch, iter_batches
 
 from test_log_helpers import read_all, small_config
@@ -228,15 +229,25 @@ def test_last_batch_of_each_producer_survives_as_empty_batch(tmp_path):
     m2.shutdown()
 
 
+def test_produce_without_key_to_a_compacted_topic_is_invalid_record(tmp_path):
+    m, log = manager(tmp_path)
+    with pytest.raises(KafkaError) as e:
+        log.append_as_leader(keyed([("k", "1"), (None, "orphan")], compression=GZIP), 0, 10_000)
+    assert e.value.code == ErrorCode.INVALID_RECORD
+    assert log.log_end_offset == 0
+    m.shutdown()
+
+
 def test_null_key_records_are_dropped_by_the_cleaner(tmp_path):
-    m, log = manager(tmp_path, segment_bytes=500)
+    m, log = manager(tmp_path, segment_bytes=500, cleanup_policy="delete")
     # Written before the topic became compacted (cleanup.policy switched later).
     log.append_as_leader(keyed([(None, "orphan"), ("k", "1")]), 0, 10_000)
+    log.update_config(compact_config(segment_bytes=500))
     while len(log.segments) < 3:
         log.append_as_leader(keyed([("f", "f" * 80)]), 0, 10_000)
     log.update_high_watermark(log.log_end_offset)
     clean(m)
-    assert all(k is not None for _, k, *_ in records(log))
+    assert [(o, k) for o, k, *_ in records(log)][0] == (1, b"k")
     m.shutdown()
 
 
