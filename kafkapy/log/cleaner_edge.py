@@ -28,6 +28,7 @@ from kafkapy.log.cleaner import (
 from kafkapy.log.cleaner_records import (
     delete_horizon_of,
     empty_batch,
+    iter_keys,
     parse_records,
     rebuild_batch,
     records_blob,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 CLEANED = ".cleaned"
 SWAP = ".swap"
+YIELD_EVERY_S = 0.002
+YIELD_FOR_S = 0.0002
 
 
 class AbortFlag(Protocol):
@@ -86,6 +89,15 @@ class Throttler:
     max_bytes_per_second: float
     _start: float = attrs.field(factory=time.monotonic)
     _bytes: int = 0
+    _last_yield: float = attrs.field(factory=time.monotonic)
+
+    def maybe_yield(self) -> None:
+        """Give the GIL to the event loop every couple of ms of Python work: a
+        CPU-bound thread otherwise makes each loop wakeup wait for the switch interval."""
+        t = time.monotonic()
+        if t - self._last_yield >= YIELD_EVERY_S:
+            time.sleep(YIELD_FOR_S)
+            self._last_yield = time.monotonic()
 
     def maybe_throttle(self, n: int) -> None:
         self._bytes += n
@@ -125,6 +137,8 @@ def iter_batches(src: SourceSegment, io_buffer_size: int, abort: AbortFlag,
             throttler.maybe_throttle(len(buf))
         scan = native.scan_batches(buf, allow_gaps=True)
         for info in scan.batches:
+            if throttler is not None:
+                throttler.maybe_yield()
             yield buf, info
         if scan.batches:
             pos += scan.valid_bytes
@@ -153,10 +167,11 @@ def build_offset_map(sources: list[SourceSegment], first_dirty: int, upper: int,
                 continue
             stats.bytes_read += info.size
             if not info.is_control and info.magic == 2:
-                for r in parse_records(records_blob(buf, info), info.record_count):
-                    offset = info.base_offset + r.offset_delta
-                    if r.key is not None and first_dirty <= offset < upper:
-                        offset_map.put(r.key, offset)
+                base = info.base_offset
+                put = offset_map.put
+                for delta, key in iter_keys(records_blob(buf, info), info.record_count):
+                    if key is not None and first_dirty <= base + delta < upper:
+                        put(key, base + delta)
             if offset_map.full and info.last_offset + 1 < upper:
                 offset_map.note_offset(info.last_offset)
                 return info.last_offset + 1

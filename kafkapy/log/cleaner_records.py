@@ -54,29 +54,56 @@ def records_blob(batch: bytes | memoryview, info: BatchInfo) -> bytes | memoryvi
     return decompress(info.compression, body) if info.compression else body
 
 
+def _varint(buf, pos: int) -> tuple[int, int]:
+    """Zig-zag varint; the one-byte case (most lengths and deltas) without a call."""
+    b = buf[pos]
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos + 1
+    return read_varint(buf, pos)
+
+
 def parse_records(blob: bytes | memoryview, count: int) -> list[RawRecord]:
     """Walk `count` records; keys are copied out, values only tested for null."""
     out: list[RawRecord] = []
     pos = 0
     n = len(blob)
-    for _ in range(count):
-        length, body = read_varint(blob, pos)
-        end = body + length
-        if length < 1 or end > n:
-            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record length runs past the batch")
-        ts_delta, p = read_varint(blob, body + 1)
-        offset_delta, tail = read_varint(blob, p)
-        key_len, p = read_varint(blob, tail)
-        key = None
-        if key_len >= 0:
-            key = bytes(blob[p: p + key_len])
-            p += key_len
-        value_len, _ = read_varint(blob, p)
-        out.append(RawRecord(pos, end, ts_delta, offset_delta, tail, key, value_len >= 0))
-        pos = end
+    try:
+        for _ in range(count):
+            length, body = _varint(blob, pos)
+            end = body + length
+            if length < 1 or end > n:
+                raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record length runs past the batch")
+            ts_delta, p = _varint(blob, body + 1)
+            offset_delta, tail = _varint(blob, p)
+            key_len, p = _varint(blob, tail)
+            key = None
+            if key_len >= 0:
+                key = bytes(blob[p: p + key_len])
+                p += key_len
+            out.append(RawRecord(pos, end, ts_delta, offset_delta, tail, key, blob[p] != 1))
+            pos = end
+    except IndexError:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record runs past the batch") from None
     if pos != n:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record batch has bytes after its records")
     return out
+
+
+def iter_keys(blob: bytes | memoryview, count: int):
+    """(offset delta, key) of each record, for building the offset map."""
+    pos = 0
+    try:
+        for _ in range(count):
+            length, body = _varint(blob, pos)
+            if length < 1:
+                raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record length runs past the batch")
+            _, p = _varint(blob, body + 1)
+            offset_delta, p = _varint(blob, p)
+            key_len, p = _varint(blob, p)
+            yield offset_delta, (bytes(blob[p: p + key_len]) if key_len >= 0 else None)
+            pos = body + length
+    except IndexError:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record runs past the batch") from None
 
 
 def _header(info: BatchInfo, length: int, attributes: int, first_ts: int, max_ts: int,
