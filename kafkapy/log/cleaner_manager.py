@@ -169,6 +169,9 @@ class LogCleaner:
         tp = log.tp
         t0 = time.monotonic()
         now = now_ms() if now is None else now
+        if log.closed:
+            return self._record(CleanResult(tp, ltc.first_dirty_offset, -1, 0, 0, CleanStats(),
+                                            0.0, True))
         upper = ltc.first_uncleanable_offset
         segs = log.segments
         sources = [SourceSegment.capture(s) for s in segs[:-1] if s.base_offset < upper]
@@ -187,6 +190,13 @@ class LogCleaner:
             logger.info("%s: cleaning abandoned: %s", tp, exc)
             return self._record(CleanResult(tp, ltc.first_dirty_offset, -1, 0, 0, stats,
                                             time.monotonic() - t0, True))
+        except Exception as exc:
+            abort.set()
+            if log.closed:  # deleted or shut down under the pass (its dir may be gone)
+                logger.info("%s: cleaning abandoned, the log was closed: %s", tp, exc)
+                return self._record(CleanResult(tp, ltc.first_dirty_offset, -1, 0, 0, stats,
+                                                time.monotonic() - t0, True))
+            raise
         except BaseException:
             abort.set()  # cancelled: the abandoned thread stops at its next batch
             raise
@@ -198,7 +208,10 @@ class LogCleaner:
                                             stats, time.monotonic() - t0, True))
         self.checkpoints[tp] = end
         self.write_checkpoint(self.log_manager.log_dir_of.get(tp, os.path.dirname(log.dir)))
-        self.latest_delete_horizon[tp] = stats.max_delete_horizon_ms
+        # Only a future horizon can make the log worth another pass on its own (tombstones
+        # still kept past an expired horizon lie beyond the map; a normal pass takes them).
+        horizon = stats.max_delete_horizon_ms
+        self.latest_delete_horizon[tp] = horizon if horizon > now else -1
         result = CleanResult(tp, ltc.first_dirty_offset, end, groups, swapped, stats,
                              time.monotonic() - t0)
         logger.info("%s: cleaned offsets %d..%d in %d group(s): %d -> %d bytes, %d of %d "

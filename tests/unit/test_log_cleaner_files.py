@@ -292,6 +292,30 @@ def test_segment_shrinking_under_the_worker_aborts_the_pass(tmp_path):
     m.shutdown()
 
 
+def test_log_deleted_during_a_pass_is_abandoned_quietly(tmp_path):
+    m = LogManager([str(tmp_path / "d")], 1, compact_config())
+    m.enable_cleaner(CleanerConfig(max_io_bytes_per_second=10_000))  # a pass of >1 s
+    log = m.get_or_create_log(TP)
+    write_updates(log, 30, 8)
+
+    async def go():
+        chosen = m.cleaner.grab_filthiest(10**13)
+        async with trio.open_nursery() as n:
+            n.start_soon(lambda: m.cleaner.clean_log(*chosen))
+            with trio.fail_after(10):
+                while TP not in m.cleaner.in_progress:
+                    await trio.sleep(0.01)
+            await trio.sleep(0.2)
+            assert TP in m.cleaner.in_progress  # still cleaning when the topic goes
+            m.delete_log(TP)
+        return m.cleaner.results[-1]
+
+    result = trio.run(go)
+    assert result.aborted and result.swapped == 0
+    assert TP not in m.cleaner.checkpoints
+    m.shutdown()
+
+
 def _cleaned_but_not_swapped(log, now: int = 10_000):
     """Run the worker half of a pass by hand: returns the `.cleaned` group."""
     upper = log.active_segment.base_offset
