@@ -158,13 +158,11 @@ def is_cleanable(ltc: LogToClean, min_cleanable_ratio: float) -> bool:
 
 
 def choose_filthiest(candidates: Iterable[tuple[LogToClean, float]]) -> LogToClean | None:
-    """The cleanable log with the highest dirty ratio (overdue logs first), or None."""
+    """Among the cleanable logs (each with its min.cleanable.dirty.ratio), the one with
+    the highest dirty ratio, as Kafka orders them; None when none is cleanable."""
     best: LogToClean | None = None
     for ltc, ratio in candidates:
-        if not is_cleanable(ltc, ratio):
-            continue
-        if best is None or (ltc.needs_compaction_now, ltc.cleanable_ratio) > \
-                (best.needs_compaction_now, best.cleanable_ratio):
+        if is_cleanable(ltc, ratio) and (best is None or ltc.cleanable_ratio > best.cleanable_ratio):
             best = ltc
     return best
 

@@ -24,8 +24,8 @@ from kafkapy.log.cleaner import (
     LogToClean,
     OffsetMap,
     SegmentStat,
+    choose_filthiest,
     group_segments_by_size,
-    is_cleanable,
     log_to_clean,
 )
 from kafkapy.log.cleaner_edge import (
@@ -145,21 +145,20 @@ class LogCleaner:
     def grab_filthiest(self, now: int) -> tuple[UnifiedLog, LogToClean] | None:
         """The dirtiest cleanable compacted log; failing that, one whose tombstones'
         delete horizon has passed (so they go away even on an idle topic)."""
-        best: tuple[UnifiedLog, LogToClean] | None = None
+        candidates: list[tuple[LogToClean, float]] = []
+        logs: dict[TopicPartition, UnifiedLog] = {}
         expired: tuple[UnifiedLog, LogToClean] | None = None
         for tp, log in list(self.log_manager.logs.items()):
             if tp in self.in_progress or log.closed or not log.config.compact_enabled:
                 continue
             ltc = self.log_to_clean(tp, log, now)
-            if is_cleanable(ltc, log.config.min_cleanable_dirty_ratio):
-                if best is None or (ltc.needs_compaction_now, ltc.cleanable_ratio) > \
-                        (best[1].needs_compaction_now, best[1].cleanable_ratio):
-                    best = (log, ltc)
-            else:
-                horizon = self.latest_delete_horizon.get(tp, -1)
-                if 0 <= horizon <= now and ltc.first_uncleanable_offset > log.segments[0].base_offset:
-                    expired = (log, ltc)
-        return best if best is not None else expired
+            logs[tp] = log
+            candidates.append((ltc, log.config.min_cleanable_dirty_ratio))
+            horizon = self.latest_delete_horizon.get(tp, -1)
+            if 0 <= horizon <= now and ltc.first_uncleanable_offset > log.segments[0].base_offset:
+                expired = (log, ltc)
+        best = choose_filthiest(candidates)
+        return (logs[best.name], best) if best is not None else expired
 
     # ---- cleaning ------------------------------------------------------------------
     async def clean_log(self, log: UnifiedLog, ltc: LogToClean, now: int | None = None) -> CleanResult:

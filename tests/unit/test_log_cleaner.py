@@ -136,9 +136,11 @@ def test_filthiest_log_is_chosen():
     a = LogToClean("a", 100, 900, 0, 10)
     b = LogToClean("b", 500, 500, 0, 10)
     c = LogToClean("c", 900, 100, 0, 10, needs_compaction_now=True)
-    assert choose_filthiest([(a, 0.5), (b, 0.5)]).name == "a"
-    assert choose_filthiest([(a, 0.5), (c, 0.5)]).name == "c"
+    assert choose_filthiest([(b, 0.5), (a, 0.5)]).name == "a"
+    assert choose_filthiest([(a, 0.5), (c, 0.5)]).name == "a"  # by ratio, as Kafka
+    assert choose_filthiest([(c, 0.5), (b, 0.5)]).name == "c"  # only c is cleanable (overdue)
     assert choose_filthiest([(b, 0.5)]) is None
+    assert choose_filthiest([(b, 0.4)]).name == "b"  # the log's own ratio setting counts
 
 
 # ---- grouping and the offset map ---------------------------------------------------------
