@@ -130,6 +130,21 @@ class LogCleaner:
                    if tp in lm.logs and lm.log_dir_of[tp] == d}
         write_offset_checkpoint(os.path.join(d, CLEANER_CHECKPOINT), offsets)
 
+    def on_log_truncated(self, tp: TopicPartition, log_end_offset: int) -> None:
+        """Data at and after `log_end_offset` is gone: what comes there later is dirty."""
+        off = self.checkpoints.get(tp)
+        if off is not None and off > log_end_offset:
+            self.checkpoints[tp] = log_end_offset
+            d = self.log_manager.log_dir_of.get(tp)
+            if d is not None:
+                self.write_checkpoint(d)
+
+    def forget(self, tp: TopicPartition, log_dir: str) -> None:
+        """The log is deleted: a topic created again with its name starts all dirty."""
+        self.latest_delete_horizon.pop(tp, None)
+        if self.checkpoints.pop(tp, None) is not None:
+            self.write_checkpoint(log_dir)
+
     # ---- selection -----------------------------------------------------------------
     def log_to_clean(self, tp: TopicPartition, log: UnifiedLog, now: int) -> LogToClean:
         cfg = log.config

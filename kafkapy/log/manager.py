@@ -182,9 +182,16 @@ class LogManager:
         self._delete_dirs(now_ms(), force=True)
 
     def _register(self, tp: TopicPartition, log: UnifiedLog, d: str) -> None:
-        log.checkpoint_listener = lambda _log, d=d: self._write_offsets_checkpoints(d)
+        log.checkpoint_listener = lambda _log, d=d: self._on_offsets_moved(_log, d)
         self.logs[tp] = log
         self.log_dir_of[tp] = d
+
+    def _on_offsets_moved(self, log: UnifiedLog, d: str) -> None:
+        """Truncation or a new log start: persist the offsets, and pull the cleaner's
+        first dirty offset back to the log end (Kafka's maybeTruncateCheckpoint)."""
+        self._write_offsets_checkpoints(d)
+        if self.cleaner is not None:
+            self.cleaner.on_log_truncated(log.tp, log.log_end_offset)
 
     # ---- access ------------------------------------------------------------------
     def config_for(self, topic: str) -> LogConfig:
@@ -234,6 +241,8 @@ class LogManager:
         if log is None:
             return False
         d = self.log_dir_of.pop(tp)
+        if self.cleaner is not None:
+            self.cleaner.forget(tp, d)
         log.close_files_without_flush()
         target = os.path.join(d, f"{tp.dir_name}.{random_uuid_hex()}{DELETE_SUFFIX}")
         os.replace(log.dir, target)

@@ -407,3 +407,24 @@ def test_cleaner_runs_in_the_background_and_compacts_consumer_offsets_like_topic
     assert_holds_exactly(log, latest, log.active_segment.base_offset)
     assert other.size_in_bytes() == other_size  # cleanup.policy=delete: never compacted
     m.shutdown()
+
+
+def test_truncation_and_deletion_move_the_cleaner_checkpoint_back(tmp_path):
+    m, log = manager(tmp_path)
+    write_updates(log, 20, 10)
+    clean(m)
+    ckpt_path = os.path.join(m.log_dirs[0], CLEANER_CHECKPOINT)
+    cleaned_to = m.cleaner.checkpoints[TP]
+    assert cleaned_to > 100
+    log.truncate_to(100)  # follower divergence: what is re-fetched above 100 is dirty
+    leo = log.log_end_offset  # <= 100: compaction may have emptied the offsets just below
+    assert leo <= 100
+    assert m.cleaner.checkpoints[TP] == leo == read_offset_checkpoint(ckpt_path)[TP]
+    m.delete_log(TP)
+    assert TP not in m.cleaner.checkpoints
+    assert read_offset_checkpoint(ckpt_path) == {}
+    log2 = m.get_or_create_log(TP)  # same name again: everything in it is dirty
+    latest = write_updates(log2, 20, 10)
+    clean(m)
+    assert_holds_exactly(log2, latest, log2.active_segment.base_offset)
+    m.shutdown()
