@@ -101,7 +101,8 @@ def main() -> None:
         print(f"log {mb:.1f} MB written in {fill_s:.2f}s; cleaned to {after / 1e6:.2f} MB "
               f"({result.stats.records_retained} of {result.stats.records_read} records kept, "
               f"{result.groups} groups)")
-        print(f"cleaning pass {result.elapsed_s:.2f}s = {mb / result.elapsed_s:.1f} MB/s cleaned")
+        print(f"cleaning pass {result.elapsed_s:.2f}s = {mb / result.elapsed_s:.1f} MB/s cleaned "
+              f"({result.stats.records_read / result.elapsed_s / 1000:.0f}k records/s)")
         print(f"event-loop stalls: idle {idle}; while cleaning {busy}; load {os.getloadavg()[0]:.1f}")
         lm.shutdown()
     finally:

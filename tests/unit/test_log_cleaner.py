@@ -168,3 +168,25 @@ def test_offset_map_capacity_follows_dedupe_buffer():
     assert not m.full and m.get(b"a") == 4 and m.latest_offset == 4
     m.put(b"b", 5)
     assert m.full and m.get(b"zz") == -1
+
+
+def test_cleaner_config_from_broker_properties():
+    from kafkapy.config.broker import KafkaConfig
+    from kafkapy.config.topic import effective_topic_props
+    from kafkapy.log import LogConfig
+
+    cfg = KafkaConfig.from_props({"zookeeper.connect": "localhost:2181",
+                                  "log.cleaner.threads": "2",
+                                  "log.cleaner.backoff.ms": "250",
+                                  "log.cleaner.dedupe.buffer.size": str(48 * 1024 * 1024),
+                                  "log.cleaner.min.cleanable.ratio": "0.2",
+                                  "log.cleaner.delete.retention.ms": "1234"})
+    cc = CleanerConfig.from_broker(cfg)
+    assert (cc.enable_cleaner, cc.num_threads, cc.backoff_ms, cc.io_buffer_size) == \
+        (True, 2, 250, 524288)
+    assert cc.offset_map_slots == int(24 * 1024 * 1024 // 24 * 0.9)
+    # Broker defaults reach every log through the topic-level synonyms.
+    log_cfg = LogConfig.from_props(effective_topic_props(cfg, {"cleanup.policy": "compact,delete"}))
+    assert (log_cfg.min_cleanable_dirty_ratio, log_cfg.delete_retention_ms) == (0.2, 1234)
+    assert log_cfg.compact_enabled and log_cfg.delete_enabled
+    assert LogConfig.from_props(effective_topic_props(cfg, {})).compact_enabled is False
