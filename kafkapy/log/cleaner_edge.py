@@ -111,7 +111,8 @@ class Throttler:
 
 @attrs.define(slots=True)
 class CleanStats:
-    bytes_read: int = 0
+    dirty_bytes: int = 0  # read to build the offset map
+    bytes_read: int = 0  # of the segments rewritten
     bytes_written: int = 0
     records_read: int = 0
     records_retained: int = 0
@@ -165,7 +166,7 @@ def build_offset_map(sources: list[SourceSegment], first_dirty: int, upper: int,
                 return upper
             if info.last_offset < first_dirty:
                 continue
-            stats.bytes_read += info.size
+            stats.dirty_bytes += info.size
             if not info.is_control and info.magic == 2:
                 base = info.base_offset
                 put = offset_map.put
@@ -215,6 +216,7 @@ def clean_group(log_dir: str, sources: list[SourceSegment], offset_map: OffsetMa
         latest = offset_map.latest_offset
         for src in sources:
             for buf, info in iter_batches(src, io_buffer_size, abort, throttler):
+                stats.bytes_read += info.size
                 written = _filter_batch(buf, info, offset_map, latest, last_batch_of_producer,
                                         now, delete_retention_ms, stats)
                 if written is None:

@@ -228,10 +228,11 @@ class LogCleaner:
         self.latest_delete_horizon[tp] = horizon if horizon > now else -1
         result = CleanResult(tp, ltc.first_dirty_offset, end, groups, swapped, stats,
                              time.monotonic() - t0)
-        logger.info("%s: cleaned offsets %d..%d in %d group(s): %d -> %d bytes, %d of %d "
-                    "records kept, %.2fs", tp, ltc.first_dirty_offset, end, groups,
-                    stats.bytes_read, stats.bytes_written, stats.records_retained,
-                    stats.records_read, result.elapsed_s)
+        logger.info("%s: cleaned up to offset %d (dirty from %d, %d bytes mapped) in %d "
+                    "group(s): %d -> %d bytes, %d of %d records kept, %.2fs", tp, end,
+                    ltc.first_dirty_offset, stats.dirty_bytes, groups, stats.bytes_read,
+                    stats.bytes_written, stats.records_retained, stats.records_read,
+                    result.elapsed_s)
         return self._record(result)
 
     def _clean_in_thread(self, log: UnifiedLog, ltc: LogToClean, sources: list[SourceSegment],
