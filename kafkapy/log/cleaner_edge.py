@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Protocol
 import attrs
 
 from kafkapy import native
-from kafkapy.log.checkpoint import fsync_dir
+from kafkapy.log.checkpoint import fsync_dir, write_atomic
 from kafkapy.log.cleaner import (
     NO_TIMESTAMP,
     OffsetMap,
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 CLEANED = ".cleaned"
 SWAP = ".swap"
+# kafkapy's own marker beside a `.cleaned`/`.swap` segment: the base offset of the segment
+# after the cleaned group.  The cleaned file can end early (its last batches compacted
+# away); with this, recovery after a crash mid-swap removes exactly the whole group.
+GROUP_END = ".cleaner-group-end"
 YIELD_EVERY_S = 0.002
 YIELD_FOR_S = 0.0002
 
@@ -192,10 +196,13 @@ def clean_group(log_dir: str, sources: list[SourceSegment], offset_map: OffsetMa
                 last_batch_of_producer: dict[int, int], now: int, delete_retention_ms: int,
                 index_interval_bytes: int, max_index_size: int, io_buffer_size: int,
                 abort: AbortFlag, stats: CleanStats,
-                throttler: Throttler | None = None) -> CleanedGroup:
+                throttler: Throttler | None = None, group_end: int = -1) -> CleanedGroup:
     """Write the retained batches of `sources` to `<first base>.log.cleaned` (indexes
-    rebuilt as batches are appended), fsync it and return it unswapped."""
+    rebuilt as batches are appended), fsync it and return it unswapped.  `group_end`,
+    the base offset of the segment after the group, is recorded for crash recovery."""
     base = sources[0].base_offset
+    if group_end >= 0:
+        write_atomic(segment_file(log_dir, base, GROUP_END), b"%d\n" % group_end)
     for suffix in (".log", ".index", ".timeindex", ".txnindex"):
         leftover = os.path.join(log_dir, f"{base:020d}{suffix}{CLEANED}")
         if os.path.exists(leftover):
@@ -278,7 +285,8 @@ def discard(seg: LogSegment, suffix: str) -> None:
     """Remove a `<suffix>` (`.cleaned`) segment that will not be swapped in."""
     seg.close()
     for path in (seg.offset_index.path, seg.time_index.path, seg.txn_index.path,
-                 segment_file(seg.dir, seg.base_offset, ".log" + suffix)):
+                 segment_file(seg.dir, seg.base_offset, ".log" + suffix),
+                 segment_file(seg.dir, seg.base_offset, GROUP_END)):
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -351,4 +359,8 @@ def swap_in(log: "UnifiedLog", group: CleanedGroup, now: int) -> bool:
                                     _RetiredSegment(src.segment)))
     new.change_file_suffixes(SWAP, "")
     fsync_dir(log.dir)
+    try:
+        os.unlink(segment_file(log.dir, new.base_offset, GROUP_END))
+    except FileNotFoundError:
+        pass
     return True

@@ -251,6 +251,7 @@ class LogCleaner:
                                    stats, throttler)
             chosen = [(s, nxt) for s, nxt in zip(sources, bounds) if s.base_offset < end]
             by_base = {s.base_offset: s for s, _ in chosen}
+            next_base = dict(zip((s.base_offset for s in sources), bounds))
             groups = group_segments_by_size(
                 [SegmentStat(s.base_offset, s.size, next_offset=nxt,
                              index_bytes=s.segment.offset_index.size_bytes,
@@ -261,7 +262,7 @@ class LogCleaner:
                 cleaned = clean_group(log.dir, [by_base[g.base_offset] for g in group], offset_map,
                                       last_batch, now, cfg.delete_retention_ms,
                                       cfg.index_interval_bytes, cfg.segment_index_bytes, io, abort,
-                                      stats, throttler)
+                                      stats, throttler, next_base[group[-1].base_offset])
                 try:
                     ok = trio.from_thread.run_sync(_swap_unless_aborted, log, cleaned, abort,
                                                    trio_token=token)

@@ -216,7 +216,7 @@ def test_compaction_keeps_latest_per_key_at_original_offsets(broker_cluster):
 def _make_swap_by_hand(part_dir: Path, topic: str) -> tuple[int, int]:
     """With the broker dead, do the worker half of a cleaning pass with kafkapy's own code
     and stop where a kill -9 could: a `.swap` for the first group, a stray `.cleaned`.
-    Returns (swap base offset, number of segments it replaced)."""
+    Returns (swap base offset, base offset of the segment after its group)."""
     import threading as _t
 
     from kafkapy.log import LogConfig, TopicPartition as TP, UnifiedLog
@@ -237,7 +237,8 @@ def _make_swap_by_hand(part_dir: Path, topic: str) -> tuple[int, int]:
         build_offset_map(sources, 0, log.active_segment.base_offset, omap, 65536, never,
                          CleanStats())
         group = clean_group(str(part_dir), sources[:3], omap, {}, int(time.time() * 1000),
-                            8000, 4096, 10 * 1024 * 1024, 65536, never, CleanStats())
+                            8000, 4096, 10 * 1024 * 1024, 65536, never, CleanStats(),
+                            group_end=sources[3].base_offset)
         group.segment.change_file_suffixes(".cleaned", ".swap")
         group.segment.close()
         stray = clean_group(str(part_dir), sources[3:4], omap, {}, int(time.time() * 1000),
@@ -245,7 +246,7 @@ def _make_swap_by_hand(part_dir: Path, topic: str) -> tuple[int, int]:
         stray.segment.close()
         for s in sources:
             s.close()
-        return sources[0].base_offset, 3
+        return sources[0].base_offset, sources[3].base_offset
     finally:
         for s in log.segments:
             s.close()
@@ -263,13 +264,17 @@ def test_kill9_with_leftover_cleaned_and_swap_files_recovers(broker_cluster):
     before = read_partition(b.bootstrap, topic)
     assert len(list(part_dir.glob("*.log"))) > 5
     b.kill9()
-    base, replaced = _make_swap_by_hand(part_dir, topic)
+    base, swap_group_end = _make_swap_by_hand(part_dir, topic)
     assert (part_dir / f"{base:020d}.log.swap").exists()
     assert any(part_dir.glob("*.log.cleaned"))
     b.start()
     after = read_partition(b.bootstrap, topic)
     assert not any(part_dir.glob("*.swap")) and not any(part_dir.glob("*.cleaned"))
+    assert not any(part_dir.glob("*.cleaner-group-end"))
     assert all(r in before for r in after)  # nothing invented, offsets unchanged
+    # The whole hand-cleaned group was replaced: no key twice below the 4th segment.
+    group_keys = [k for o, k, _ in after if o < swap_group_end]
+    assert len(group_keys) == len(set(group_keys))
     check_pass(after, acks, latest, must_hold_latest=True)
     assert len(after) < len(before)  # the swapped-in group is the compacted one
     # The cleaner finishes the job once enabled.
