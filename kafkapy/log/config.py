@@ -40,6 +40,11 @@ class LogConfig:
     # read by Fetch v0-3 (kafka-node) on every request: kept here, current with dynamic topic
     # config changes, so a legacy fetch never waits on (or fails with) ZooKeeper
     message_downconversion_enable: bool = True
+    # Log compaction (read by the log cleaner, kafkapy.log.cleaner*).
+    delete_retention_ms: int = 86400000
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = _LONG_MAX
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], base: "LogConfig | None" = None) -> "LogConfig":
@@ -81,6 +86,10 @@ class LogConfig:
     def delete_enabled(self) -> bool:
         return "delete" in self.cleanup_policy.replace(" ", "").split(",")
 
+    @property
+    def compact_enabled(self) -> bool:
+        return "compact" in self.cleanup_policy.replace(" ", "").split(",")
+
 
 _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "segment.bytes": ("segment_bytes", int),
@@ -100,4 +109,8 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "unclean.leader.election.enable": ("unclean_leader_election_enable", _bool),
     "compression.type": ("compression_type", str),
     "message.downconversion.enable": ("message_downconversion_enable", _bool),
+    "delete.retention.ms": ("delete_retention_ms", int),
+    "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", float),
+    "min.compaction.lag.ms": ("min_compaction_lag_ms", int),
+    "max.compaction.lag.ms": ("max_compaction_lag_ms", int),
 }

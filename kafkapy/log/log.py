@@ -14,6 +14,7 @@ from typing import Callable
 
 from kafkapy import native
 from kafkapy.log.checkpoint import read_partition_metadata, write_partition_metadata
+from kafkapy.log.cleaner_records import require_keys
 from kafkapy.log.config import LogConfig
 from kafkapy.log.epoch_cache import LeaderEpochFileCache
 from kafkapy.log.list_offsets import (  # noqa: F401  (re-exported for callers)
@@ -166,6 +167,8 @@ class UnifiedLog:
         if not batches:
             return LogAppendInfo(-1, -1, -1, -1, -1, self.log_start_offset, 0)
         cfg = self.config
+        if from_client and cfg.compact_enabled:
+            require_keys(records, batches)
         log_append_time = cfg.log_append_time
         nxt = self._log_end_offset
         first_offset = nxt

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import shutil
-from typing import IO, Callable, Iterable, Mapping
+from typing import IO, TYPE_CHECKING, Callable, Iterable, Mapping
 
 import trio
 
@@ -37,6 +37,10 @@ CLEAN_SHUTDOWN = ".kafka_cleanshutdown"
 LOCK_FILE = ".lock"
 META = "meta.properties"
 DELETE_SUFFIX = "-delete"
+
+if TYPE_CHECKING:
+    from kafkapy.log.cleaner import CleanerConfig
+    from kafkapy.log.cleaner_manager import LogCleaner
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,7 @@ class LogManager:
         self._locks: list[IO[bytes]] = []
         self._pending_dir_deletes: list[tuple[int, str]] = []
         self._shut_down = False
+        self.cleaner: "LogCleaner | None" = None  # set by enable_cleaner
         for d in self.log_dirs:
             os.makedirs(d, exist_ok=True)
             self._lock_dir(d)
@@ -177,9 +182,16 @@ class LogManager:
         self._delete_dirs(now_ms(), force=True)
 
     def _register(self, tp: TopicPartition, log: UnifiedLog, d: str) -> None:
-        log.checkpoint_listener = lambda _log, d=d: self._write_offsets_checkpoints(d)
+        log.checkpoint_listener = lambda _log, d=d: self._on_offsets_moved(_log, d)
         self.logs[tp] = log
         self.log_dir_of[tp] = d
+
+    def _on_offsets_moved(self, log: UnifiedLog, d: str) -> None:
+        """Truncation or a new log start: persist the offsets, and pull the cleaner's
+        first dirty offset back to the log end (Kafka's maybeTruncateCheckpoint)."""
+        self._write_offsets_checkpoints(d)
+        if self.cleaner is not None:
+            self.cleaner.on_log_truncated(log.tp, log.log_end_offset)
 
     # ---- access ------------------------------------------------------------------
     def config_for(self, topic: str) -> LogConfig:
@@ -229,6 +241,8 @@ class LogManager:
         if log is None:
             return False
         d = self.log_dir_of.pop(tp)
+        if self.cleaner is not None:
+            self.cleaner.forget(tp, d)
         log.close_files_without_flush()
         target = os.path.join(d, f"{tp.dir_name}.{random_uuid_hex()}{DELETE_SUFFIX}")
         os.replace(log.dir, target)
@@ -300,7 +314,24 @@ class LogManager:
         for log in self.logs.values():
             log.producer_state.remove_expired(now, self.producer_id_expiration_ms)
 
+    def enable_cleaner(self, config: "CleanerConfig") -> "LogCleaner":
+        """Attach the log cleaner (compaction of cleanup.policy=compact logs); `run`
+        starts it when log.cleaner.enable is true."""
+        from kafkapy.log.cleaner_manager import LogCleaner
+
+        self.cleaner = LogCleaner(self, config)
+        return self.cleaner
+
     async def run(self) -> None:
+        """The log cleaner (when enabled) and the periodic tasks, until cancelled."""
+        if self.cleaner is None:
+            await self._run_periodic()
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.cleaner.run)
+            await self._run_periodic()
+
+    async def _run_periodic(self) -> None:
         """Retention, flush.ms, checkpoints and delayed deletes until cancelled.
 
         A failing task is logged and retried at its next interval, as Kafka's
@@ -334,6 +365,8 @@ class LogManager:
         """Flush and close every log, write checkpoints and `.kafka_cleanshutdown`."""
         if self._shut_down:
             return
+        if self.cleaner is not None:
+            self.cleaner.shutdown()
         for log in self.logs.values():
             log.close()
         self.write_checkpoints()

@@ -25,12 +25,21 @@ def _cleanup_dir(dir_path: str) -> list[int]:
     """Remove leftovers of interrupted operations; returns the segment base offsets."""
     bases: set[int] = set()
     names = os.listdir(dir_path)
+    swaps: list[str] = []
+    group_ends: dict[int, int] = {}
     for name in names:
         path = os.path.join(dir_path, name)
         if name.endswith((".tmp", ".cleaned", ".deleted")):
             os.unlink(path)
+        elif name.endswith(".log.swap"):
+            swaps.append(path)
         elif name.endswith(".swap"):
-            os.replace(path, path[: -len(".swap")])
+            os.unlink(path)  # a swapped-in segment's indexes are rebuilt from its log
+        elif name.endswith(_GROUP_END):
+            group_ends[_group_end_base(name)] = _read_group_end(path)
+            os.unlink(path)
+    for path in swaps:
+        _complete_swap(dir_path, path, group_ends)
     for name in os.listdir(dir_path):
         stem, dot, ext = name.partition(".")
         if dot and ext == "log" and len(stem) == 20 and stem.isdigit():
@@ -41,6 +50,52 @@ def _cleanup_dir(dir_path: str) -> list[int]:
                 and int(stem) not in bases:
             os.unlink(os.path.join(dir_path, name))  # index without its log
     return sorted(bases)
+
+
+_GROUP_END = ".cleaner-group-end"  # kafkapy.log.cleaner_edge.GROUP_END
+
+
+def _group_end_base(name: str) -> int:
+    stem = name.split(".", 1)[0]
+    return int(stem) if stem.isdigit() else -1
+
+
+def _read_group_end(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return int(f.read().strip() or b"-1")
+    except (OSError, ValueError):
+        return -1  # torn: the swap file's own range still applies
+
+
+def _complete_swap(dir_path: str, swap_path: str, group_ends: dict[int, int]) -> None:
+    """Finish a log cleaner swap interrupted by a crash: the `.log.swap` file is a
+    complete, fsynced cleaned segment, so the old segments whose base offsets fall in
+    its offset range are removed and it takes its final name (Kafka's rule).  The range
+    reaches the cleaner's recorded group end, since the cleaned file may end early."""
+    name = os.path.basename(swap_path)
+    try:
+        base = int(name.split(".", 1)[0])
+    except ValueError:
+        os.unlink(swap_path)
+        return
+    fd = os.open(swap_path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        next_offset = base
+        for h in iter_headers(fd, 0, size):
+            next_offset = h.last_offset + 1
+    finally:
+        os.close(fd)
+    for other in os.listdir(dir_path):
+        stem, dot, ext = other.partition(".")
+        if not (dot and "." + ext in _SEGMENT_SUFFIXES and len(stem) == 20 and stem.isdigit()):
+            continue
+        if base <= int(stem) < max(next_offset, base + 1, group_ends.get(base, -1)):
+            os.unlink(os.path.join(dir_path, other))
+    logger.info("%s: completing interrupted cleaner swap of segment %d (offsets %d..%d)",
+                dir_path, base, base, next_offset - 1)
+    os.replace(swap_path, swap_path[: -len(".swap")])
 
 
 def load_log(log: "UnifiedLog", had_clean_shutdown: bool, now: int) -> None:

@@ -38,18 +38,19 @@ class LogSegment:
 
     def __init__(self, dir_path: str, base_offset: int, index_interval_bytes: int,
                  max_index_size: int, now_ms: int, roll_jitter_ms: int = 0,
-                 preallocate: bool = False) -> None:
+                 preallocate: bool = False, file_suffix: str = "") -> None:
         self.dir = dir_path
         self.base_offset = base_offset
-        path = segment_file(dir_path, base_offset, ".log")
+        path = segment_file(dir_path, base_offset, ".log" + file_suffix)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self.file: IO[bytes] = os.fdopen(fd, "r+b", buffering=0)
         self.size = os.fstat(fd).st_size
-        self.offset_index = OffsetIndex(segment_file(dir_path, base_offset, ".index"), base_offset,
-                                        max_index_size, preallocate)
-        self.time_index = TimeIndex(segment_file(dir_path, base_offset, ".timeindex"), base_offset,
-                                    max_index_size, preallocate)
-        self.txn_index = TransactionIndex(segment_file(dir_path, base_offset, ".txnindex"))
+        self.offset_index = OffsetIndex(segment_file(dir_path, base_offset, ".index" + file_suffix),
+                                        base_offset, max_index_size, preallocate)
+        self.time_index = TimeIndex(segment_file(dir_path, base_offset, ".timeindex" + file_suffix),
+                                    base_offset, max_index_size, preallocate)
+        self.txn_index = TransactionIndex(segment_file(dir_path, base_offset,
+                                                       ".txnindex" + file_suffix))
         self.index_interval_bytes = index_interval_bytes
         self.bytes_since_last_index_entry = 0
         ts, off = self.time_index.last_entry() if self.time_index.entries else (-1, base_offset)
@@ -312,6 +313,18 @@ class LogSegment:
             os.replace(base + ".log", base + ".log.deleted")
         except FileNotFoundError:
             pass
+
+    def change_file_suffixes(self, old_suffix: str, new_suffix: str) -> None:
+        """Rename the four files from `<name><old_suffix>` to `<name><new_suffix>` (the
+        log cleaner's `.cleaned` -> `.swap` -> "" steps); open handles stay valid."""
+        base = segment_file(self.dir, self.base_offset, "")
+        for suffix, idx in ((".index", self.offset_index), (".timeindex", self.time_index),
+                            (".txnindex", self.txn_index)):
+            if os.path.exists(base + suffix + old_suffix):
+                idx.rename(base + suffix + new_suffix)
+            else:
+                idx.path = base + suffix + new_suffix
+        os.replace(base + ".log" + old_suffix, base + ".log" + new_suffix)
 
     def delete_files(self) -> None:
         """Close and unlink (after rename_to_deleted or directly)."""

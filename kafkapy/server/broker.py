@@ -21,6 +21,7 @@ from kafkapy.cluster.replica_manager import ReplicaManager
 from kafkapy.config.broker import KafkaConfig
 from kafkapy.coordinator.transaction.producer_id_manager import ProducerIdManager
 from kafkapy.log import LogConfig, LogManager
+from kafkapy.log.cleaner import CleanerConfig
 from kafkapy.log.manager import LogDirError
 from kafkapy.network.server import SocketServer
 from kafkapy.protocol.errors import ErrorCode, KafkaError
@@ -103,6 +104,7 @@ class KafkaServer:
         if cfg.broker_id != broker_id:
             self.static_config = self.static_config.with_broker_id(broker_id)
         self.log_manager = log_manager_from_config(cfg, broker_id, self.cluster_id)
+        self.log_manager.enable_cleaner(CleanerConfig.from_broker(cfg))
         self.config = cfg = self.static_config.with_dynamic(
             await zk.get_entity_config("brokers", "<default>"),
             await zk.get_entity_config("brokers", str(broker_id)))
