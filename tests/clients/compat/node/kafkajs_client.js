@@ -1,0 +1,238 @@
+'use strict'
+// kafkajs 2.2.4 for the compatibility suite. Admin: createTopics / fetchTopicMetadata /
+// describeConfigs / deleteTopics. Producer: idempotent (kafkajs then retries without limit
+// and the broker drops a retried batch it already has), one request in flight, acks -1.
+// kafkajs has no manual assignment, so `consume` reads through a throw-away consumer group
+// that never commits. snappy/lz4/zstd are the plug-in packages kafkajs documents.
+const c = require('./common')
+const { wl } = c
+
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1' // the default (Java-compatible murmur2) partitioner
+const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, Partitioners, logLevel } = c.clientRequire('kafkajs')
+const LZ4Codec = c.clientRequire('kafkajs-lz4')
+CompressionCodecs[CompressionTypes.Snappy] = c.clientRequire('kafkajs-snappy')
+CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec
+CompressionCodecs[CompressionTypes.ZSTD] = c.clientRequire('@kafkajs/zstd')()
+
+const COMPRESSION = {
+  none: CompressionTypes.None,
+  gzip: CompressionTypes.GZIP,
+  snappy: CompressionTypes.Snappy,
+  lz4: CompressionTypes.LZ4,
+  zstd: CompressionTypes.ZSTD
+}
+const CHUNK = 500
+const BIG_FETCH = 4 * 1024 * 1024 // room for the 900 KB message in one fetch
+
+function client (args) {
+  return new Kafka({
+    clientId: `compat-kafkajs-${args.scenario}`,
+    brokers: args.bootstrap.split(','),
+    logLevel: logLevel.WARN,
+    connectionTimeout: 10000,
+    requestTimeout: 30000,
+    retry: { retries: 20, initialRetryTime: 200, maxRetryTime: 5000 }
+  })
+}
+
+async function withAdmin (kafka, fn) {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    return await fn(admin)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+async function admin (args) {
+  const kafka = client(args)
+  return withAdmin(kafka, async (adm) => {
+    const created = await adm.createTopics({
+      topics: [{ topic: args.topic, numPartitions: wl.PARTITIONS, replicationFactor: 3 }],
+      waitForLeaders: true,
+      timeout: 30000
+    })
+    if (!created) wl.fail(`createTopics: ${args.topic} already existed`)
+    const partitions = await c.waitFor(args, 'metadata with 3 partitions x 3 replicas', async () => {
+      const md = await adm.fetchTopicMetadata({ topics: [args.topic] })
+      const parts = md.topics[0].partitions.map((p) => ({
+        partition: p.partitionId, leader: p.leader, replicas: p.replicas, isr: p.isr
+      }))
+      return c.fullyReplicated(parts) && parts
+    })
+    const described = await adm.describeConfigs({
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: args.topic }],
+      includeSynonyms: false
+    })
+    const res = described.resources[0]
+    if (res.errorCode !== 0) wl.fail(`describeConfigs: error ${res.errorCode} ${res.errorMessage}`)
+    const configs = Object.fromEntries(res.configEntries.map((e) => [e.configName, e.configValue]))
+    if (!('cleanup.policy' in configs)) wl.fail(`describeConfigs lists no cleanup.policy: ${JSON.stringify(configs)}`)
+    await adm.deleteTopics({ topics: [args.topic], timeout: 30000 })
+    // listTopics asks for all topics, so it cannot auto-create the deleted one again.
+    await c.waitFor(args, `${args.topic} gone from metadata`, async () => !(await adm.listTopics()).includes(args.topic))
+    return c.adminResult(true, partitions, true, configs)
+  })
+}
+
+async function produce (args) {
+  const kafka = client(args)
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    // idempotence wants unlimited retries (kafkajs warns otherwise); --timeout bounds the run
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 }
+  })
+  await producer.connect()
+  const reports = c.syncWriter(args.produced)
+  let acked = 0
+  try {
+    for (let start = 0; start < args.count; start += CHUNK) {
+      wl.timeLeftMs(args)
+      const chunk = []
+      for (let i = start; i < Math.min(args.count, start + CHUNK); i++) chunk.push(c.message(args, i))
+      // kafkajs reports one base offset per partition; the messages of a partition follow it
+      // in the order they were given (the partitioner is deterministic per key).
+      const byPartition = new Map()
+      const result = await producer.send({
+        topic: args.topic,
+        acks: -1,
+        timeout: 30000,
+        compression: COMPRESSION[args.codec],
+        messages: chunk.map((m) => ({
+          key: m.key,
+          value: m.value,
+          headers: Object.fromEntries(m.headers),
+          timestamp: String(m.timestamp)
+        }))
+      })
+      for (const r of result) {
+        if (r.errorCode !== 0) wl.fail(`produce error ${r.errorCode} on partition ${r.partition}`)
+        byPartition.set(r.partition, BigInt(r.baseOffset))
+      }
+      const lines = []
+      for (const m of chunk) {
+        const p = partitionOf(kafka, args, m.key)
+        if (!byPartition.has(p)) wl.fail(`no produce result for partition ${p} (seq ${m.seq})`)
+        lines.push(wl.deliveryLine(m.seq, p, byPartition.get(p)))
+        byPartition.set(p, byPartition.get(p) + 1n)
+      }
+      reports.write(lines.join(''))
+      acked += chunk.length
+    }
+  } finally {
+    reports.close()
+  }
+  await producer.disconnect()
+  wl.log(`kafkajs produced ${acked} (${args.codec})`)
+}
+
+const defaultPartitioner = Partitioners.DefaultPartitioner()
+const PARTITION_METADATA = [...Array(wl.PARTITIONS).keys()].map((id) => ({ partitionId: id, leader: 0 }))
+/** The producer's own default partitioner, asked the question it answered when sending
+ * (for a keyed message it depends only on the key and the partition count). */
+function partitionOf (kafka, args, key) {
+  return defaultPartitioner({ topic: args.topic, partitionMetadata: PARTITION_METADATA, message: { key } })
+}
+
+async function endOffsets (adm, topic) {
+  const offsets = await adm.fetchTopicOffsets(topic)
+  return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]))
+}
+
+/** Consume with a consumer group until every partition is done; `onRecord` returns false to stop. */
+async function runGroup (args, kafka, groupId, done, onRecord) {
+  const consumer = kafka.consumer({
+    groupId,
+    maxWaitTimeInMs: 200,
+    sessionTimeout: 10000,
+    heartbeatInterval: 1000,
+    maxBytesPerPartition: args.valueSize ? BIG_FETCH : undefined,
+    maxBytes: args.valueSize ? 2 * BIG_FETCH : undefined
+  })
+  let stopping = false
+  let finish
+  let failed
+  const finished = new Promise((resolve, reject) => { finish = resolve; failed = reject })
+  const allDone = () => [...done.values()].every(Boolean)
+  consumer.on(consumer.events.CRASH, (e) => failed(new Error(`consumer crashed: ${e.payload.error && e.payload.error.stack}`)))
+  await consumer.connect()
+  await consumer.subscribe({ topic: args.topic, fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ partition, message }) => {
+      if (stopping) return
+      if (!(await onRecord(consumer, partition, message))) stopping = true
+      if (stopping || allDone()) {
+        stopping = true
+        consumer.pause([{ topic: args.topic }])
+        finish()
+      }
+    }
+  })
+  if (allDone()) { stopping = true; finish() }
+  const timer = setTimeout(() => failed(new Error('timed out')), wl.timeLeftMs(args))
+  try {
+    await finished
+  } finally {
+    clearTimeout(timer)
+    await consumer.disconnect() // LeaveGroup; autoCommit false: commits nothing on the way out
+  }
+}
+
+function headersOf (message) {
+  return Object.entries(message.headers || {}).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v])
+}
+
+async function consume (args) {
+  const kafka = client(args)
+  const ends = await withAdmin(kafka, (adm) => endOffsets(adm, args.topic))
+  const done = new Map([...ends].map(([p, end]) => [p, end === 0n]))
+  const out = c.syncWriter(args.out)
+  const lines = []
+  let got = 0
+  const group = `compat-read-${args.topic}-${process.pid}-${Date.now()}`
+  await runGroup(args, kafka, group, done, async (consumer, partition, m) => {
+    const offset = BigInt(m.offset)
+    if (offset >= ends.get(partition)) return true
+    lines.push(c.recordLine(partition, m.offset, m.key, m.value, headersOf(m), m.timestamp))
+    got++
+    if (offset + 1n >= ends.get(partition)) done.set(partition, true)
+    return true
+  })
+  out.write(lines.join(''))
+  out.close()
+  wl.log(`kafkajs consumed ${got} (end offsets ${[...ends].map(([p, o]) => `${p}:${o}`).join(' ')})`)
+}
+
+async function group (args) {
+  const kafka = client(args)
+  const { ends, committed } = await withAdmin(kafka, async (adm) => {
+    const e = await endOffsets(adm, args.topic)
+    const fetched = await adm.fetchOffsets({ groupId: args.group, topics: [args.topic] })
+    const cm = new Map()
+    for (const t of fetched) for (const p of t.partitions) cm.set(p.partition, BigInt(p.offset))
+    return { ends: e, committed: cm }
+  })
+  // Without --max the run ends at the end offsets; a partition already committed there is done.
+  const done = new Map([...ends].map(([p, end]) => [p, args.max === null && (committed.get(p) || -1n) >= end]))
+  const out = c.syncWriter(args.out, 'a')
+  let got = 0
+  await runGroup(args, kafka, args.group, done, async (consumer, partition, m) => {
+    const offset = BigInt(m.offset)
+    if (args.max === null && offset >= ends.get(partition)) return true
+    out.write(c.recordLine(partition, m.offset, m.key, m.value, headersOf(m), m.timestamp))
+    // synchronous commit of this record, after its line is on disk
+    await consumer.commitOffsets([{ topic: args.topic, partition, offset: (offset + 1n).toString() }])
+    got++
+    if (args.max !== null) return got < args.max
+    if (offset + 1n >= ends.get(partition)) done.set(partition, true)
+    return true
+  })
+  out.close()
+  wl.log(`kafkajs group ${args.group}: consumed and committed ${got}`)
+}
+
+module.exports = { admin, produce, consume, group }
