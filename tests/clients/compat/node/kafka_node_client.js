@@ -98,7 +98,11 @@ async function sendPartition (client, producer, args, partition, msgs, attribute
   }
 }
 
+const NO_HEADERS = 'kafka-node 5.0.0 writes and reads only magic 0/1 message sets, which have no record headers'
+
 async function produce (args) {
+  c.unsupported('headers', NO_HEADERS)
+  c.unsupported('idempotence', 'kafka-node 5.0.0 has no idempotent producer: one request in flight per partition, retried (a retry after a lost acknowledgement may duplicate, never reorder)')
   const client = await newClient(args)
   const producer = new kafka.Producer(client, { requireAcks: -1, ackTimeoutMs: 30000 })
   producer.on('error', (err) => wl.log(`kafka-node producer error: ${err.message || err}`))
@@ -131,9 +135,14 @@ async function endOffsets (client, topic) {
   return new Map(Object.entries(latest[topic]).map(([p, o]) => [Number(p), Number(o)]))
 }
 
+async function earliestOffsets (client, topic) {
+  const earliest = await c.call((cb) => new kafka.Offset(client).fetchEarliestOffsets([topic], cb))
+  return new Map(Object.entries(earliest[topic]).map(([p, o]) => [Number(p), Number(o)]))
+}
+
 /** A ConsumerGroup member (Fetch v2: magic 1 with timestamps; kafka-node's plain Consumer is
  * hard-wired to Fetch v0, without timestamps). `onRecord` returns false to stop; then the
- * member pauses, waits for `settle()` and leaves the group. */
+ * member pauses, waits for `settle(consumer)` (still in the group) and leaves the group. */
 async function runGroup (args, groupId, isDone, onRecord, settle) {
   const consumer = new kafka.ConsumerGroup({
     kafkaHost: args.bootstrap,
@@ -162,7 +171,7 @@ async function runGroup (args, groupId, isDone, onRecord, settle) {
         if (!onRecord(consumer, m) || isDone()) finish()
       })
     })
-    if (settle) await settle()
+    if (settle) await settle(consumer)
   } finally {
     await c.call((cb) => consumer.close(false, cb)).catch((err) => wl.log(`close: ${err.message}`)) // LeaveGroup, no commit
   }
@@ -173,6 +182,7 @@ function timestampOf (m) {
 }
 
 async function consume (args) {
+  c.unsupported('headers', NO_HEADERS)
   const client = await newClient(args)
   const ends = await endOffsets(client, args.topic)
   await c.call((cb) => client.close(cb)).catch(() => null)
@@ -193,50 +203,64 @@ async function consume (args) {
 }
 
 async function group (args) {
+  c.unsupported('headers', NO_HEADERS)
   const client = await newClient(args)
   const ends = await endOffsets(client, args.topic)
+  const lows = await earliestOffsets(client, args.topic)
   const committed = await c.call((cb) => new kafka.Offset(client).fetchCommitsV1(
     args.group, [...ends.keys()].map((partition) => ({ topic: args.topic, partition })), cb))
   await c.call((cb) => client.close(cb)).catch(() => null)
-  // Without --max the run ends at the end offsets; a partition already committed there is done.
-  const done = new Map([...ends].map(([p, end]) => [p, args.max === null && Number(committed[args.topic][p]) >= end]))
+  // where this member starts: the committed offset, else the beginning (fromOffset earliest)
+  const startCommitted = new Map([...lows].map(([p]) => [p, Number(committed[args.topic][p])]))
+  const position = new Map([...lows].map(([p, low]) => [p, startCommitted.get(p) >= 0 ? startCommitted.get(p) : low]))
+  // Without --max the run ends at the end offsets; a partition that starts there is done.
+  const done = new Map([...ends].map(([p, end]) => [p, args.max === null && position.get(p) >= end]))
   const out = c.syncWriter(args.out, 'a')
   let got = 0
   // Commits go one at a time, in record order, each after its record's line is on disk.
   let commits = Promise.resolve()
   let commitError = null
-  const commit = (consumer, partition, next) => {
-    commits = commits.then(() => commitOne(consumer, args, partition, next)).catch((err) => { commitError = commitError || err })
+  const commit = (consumer, offsets) => {
+    commits = commits.then(() => commitOne(consumer, args, offsets)).catch((err) => { commitError = commitError || err })
   }
   await runGroup(args, args.group,
     () => (args.max !== null ? got >= args.max : [...done.values()].every(Boolean)),
     (consumer, m) => {
       if (args.max === null && m.offset >= ends.get(m.partition)) return true
       out.write(c.recordLine(m.partition, m.offset, m.key, m.value, [], timestampOf(m)))
-      commit(consumer, m.partition, m.offset + 1)
+      commit(consumer, [[m.partition, m.offset + 1]])
+      position.set(m.partition, m.offset + 1)
       got++
       if (args.max !== null) return got < args.max
       if (m.offset + 1 >= ends.get(m.partition)) done.set(m.partition, true)
       return true
     },
-    () => commits)
+    (consumer) => {
+      // Before leaving, commit the position of every partition (as a Java consumer's
+      // commitSync() would), so a partition this member never reached is committed at its
+      // start. Only a member that consumed has joined (and has anything new to commit).
+      const todo = [...position].filter(([p, o]) => o !== startCommitted.get(p))
+      if (got > 0 && todo.length) commit(consumer, todo)
+      return commits
+    })
   out.close()
   if (commitError) throw commitError
-  wl.log(`kafka-node group ${args.group}: consumed and committed ${got}`)
+  wl.log(`kafka-node group ${args.group}: consumed and committed ${got}; positions ${[...position].map(([p, o]) => `${p}:${o}`).join(' ')}`)
 }
 
-async function commitOne (consumer, args, partition, offset) {
+/** Commit [[partition, offset], ...] for the member, retrying a transient failure. */
+async function commitOne (consumer, args, offsets) {
   for (let attempt = 1; ; attempt++) {
     try {
       const res = await c.call((cb) => consumer.sendOffsetCommitRequest(
-        [{ topic: args.topic, partition, offset, metadata: 'm' }], cb))
+        offsets.map(([partition, offset]) => ({ topic: args.topic, partition, offset, metadata: 'm' })), cb))
       const code = res && res[args.topic] && res[args.topic].errorCode
       if (code) throw new Error(`OffsetCommit error code ${code}`)
       if (typeof res === 'string') throw new Error(`not committed: ${res}`) // "Nothing to be committed": not in the group
       return
     } catch (err) {
-      if (Date.now() + 500 > args.deadline) throw err
-      wl.log(`commit of ${partition}@${offset} failed (attempt ${attempt}: ${err.message}); retrying`)
+      if (err instanceof TypeError || Date.now() + 500 > args.deadline) throw err
+      wl.log(`commit of ${JSON.stringify(offsets)} failed (attempt ${attempt}: ${err.message}); retrying`)
       await c.sleep(200)
     }
   }

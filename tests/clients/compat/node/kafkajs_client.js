@@ -152,8 +152,9 @@ async function endOffsets (adm, topic) {
   return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]))
 }
 
-/** Consume with a consumer group until every partition is done; `onRecord` returns false to stop. */
-async function runGroup (args, kafka, groupId, done, onRecord) {
+/** Consume with a consumer group until every partition is done; `onRecord` returns false to
+ * stop; `beforeLeave` runs while the member is still in the group. */
+async function runGroup (args, kafka, groupId, done, onRecord, beforeLeave) {
   const consumer = kafka.consumer({
     groupId,
     maxWaitTimeInMs: 200,
@@ -186,6 +187,7 @@ async function runGroup (args, kafka, groupId, done, onRecord) {
   const timer = setTimeout(() => failed(new Error('timed out')), wl.timeLeftMs(args))
   try {
     await finished
+    if (beforeLeave) await beforeLeave(consumer)
   } finally {
     clearTimeout(timer)
     await consumer.disconnect() // LeaveGroup; autoCommit false: commits nothing on the way out
@@ -219,15 +221,20 @@ async function consume (args) {
 
 async function group (args) {
   const kafka = client(args)
-  const { ends, committed } = await withAdmin(kafka, async (adm) => {
-    const e = await endOffsets(adm, args.topic)
+  const { offsets, committed } = await withAdmin(kafka, async (adm) => {
+    const offsets = await adm.fetchTopicOffsets(args.topic)
     const fetched = await adm.fetchOffsets({ groupId: args.group, topics: [args.topic] })
-    const cm = new Map()
-    for (const t of fetched) for (const p of t.partitions) cm.set(p.partition, BigInt(p.offset))
-    return { ends: e, committed: cm }
+    const committed = new Map()
+    for (const t of fetched) for (const p of t.partitions) committed.set(p.partition, BigInt(p.offset))
+    return { offsets, committed }
   })
-  // Without --max the run ends at the end offsets; a partition already committed there is done.
-  const done = new Map([...ends].map(([p, end]) => [p, args.max === null && (committed.get(p) || -1n) >= end]))
+  const startCommitted = new Map(offsets.map((o) => [o.partition, committed.has(o.partition) ? committed.get(o.partition) : -1n]))
+  // where this member starts: the committed offset, else the beginning (fromBeginning)
+  const start = new Map(offsets.map((o) => [o.partition, startCommitted.get(o.partition) >= 0n ? startCommitted.get(o.partition) : BigInt(o.low)]))
+  const ends = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]))
+  // Without --max the run ends at the end offsets; a partition that starts there is done.
+  const done = new Map([...ends].map(([p, end]) => [p, args.max === null && start.get(p) >= end]))
+  const position = new Map(start)
   const out = c.syncWriter(args.out, 'a')
   let got = 0
   await runGroup(args, kafka, args.group, done, async (consumer, partition, m) => {
@@ -236,13 +243,22 @@ async function group (args) {
     out.write(c.recordLine(partition, m.offset, m.key, m.value, headersOf(m), m.timestamp))
     // synchronous commit of this record, after its line is on disk
     await consumer.commitOffsets([{ topic: args.topic, partition, offset: (offset + 1n).toString() }])
+    position.set(partition, offset + 1n)
     got++
     if (args.max !== null) return got < args.max
     if (offset + 1n >= ends.get(partition)) done.set(partition, true)
     return true
+  }, async (consumer) => {
+    // Before leaving, commit the position of every partition (as a Java consumer's
+    // commitSync() would), so a partition this member never reached is committed at its
+    // start. Only a member that consumed has joined (and has anything new to commit).
+    const todo = [...position].filter(([p, o]) => o !== startCommitted.get(p))
+    if (got > 0 && todo.length) {
+      await consumer.commitOffsets(todo.map(([partition, o]) => ({ topic: args.topic, partition, offset: o.toString() })))
+    }
   })
   out.close()
-  wl.log(`kafkajs group ${args.group}: consumed and committed ${got}`)
+  wl.log(`kafkajs group ${args.group}: consumed and committed ${got}; positions ${[...position].map(([p, o]) => `${p}:${o}`).join(' ')}`)
 }
 
 module.exports = { admin, produce, consume, group }

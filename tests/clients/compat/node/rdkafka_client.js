@@ -153,29 +153,33 @@ async function consume (args) {
   wl.log(`node-rdkafka consumed ${lines.length} (end offsets ${[...ends].map(([p, o]) => `${p}:${o}`).join(' ')})`)
 }
 
-function commitSync (consumer, args, partition, next) {
+function commitSync (consumer, args, offsets) {
   // The only member of its group: a commit fails only on a transient coordinator error.
   for (;;) {
     try {
-      consumer.commitSync([{ topic: args.topic, partition, offset: next }])
+      consumer.commitSync(offsets)
       return
     } catch (err) {
       if (Date.now() + 200 > args.deadline) throw err
-      wl.log(`commit of ${partition}@${next} failed (${err.message}); retrying`)
+      wl.log(`commit of ${JSON.stringify(offsets)} failed (${err.message}); retrying`)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200) // commitSync blocks anyway
     }
   }
 }
 
 async function group (args) {
   const consumer = await connect(new Kafka.KafkaConsumer(consumerConf(args, args.group), { 'auto.offset.reset': 'earliest' }))
-  const { ends } = await watermarks(consumer, args.topic)
+  const { lows, ends } = await watermarks(consumer, args.topic)
   const parts = [...ends.keys()].map((partition) => ({ topic: args.topic, partition }))
   const committed = await c.call((cb) => consumer.committed(parts, 10000, cb))
-  // Without --max the run ends at the end offsets; a partition already committed there is done.
-  const done = new Map([...ends].map(([p, end]) => {
+  // where this member starts: the committed offset, else the beginning (auto.offset.reset)
+  const startCommitted = new Map([...lows].map(([p]) => {
     const cm = committed.find((t) => t.partition === p)
-    return [p, args.max === null && cm !== undefined && cm.offset >= end]
+    return [p, cm !== undefined ? cm.offset : -1]
   }))
+  const position = new Map([...lows].map(([p, low]) => [p, startCommitted.get(p) >= 0 ? startCommitted.get(p) : low]))
+  // Without --max the run ends at the end offsets; a partition that starts there is done.
+  const done = new Map([...ends].map(([p, end]) => [p, args.max === null && position.get(p) >= end]))
   const out = c.syncWriter(args.out, 'a')
   consumer.subscribe([args.topic])
   consumer.setDefaultConsumeTimeout(500)
@@ -187,14 +191,20 @@ async function group (args) {
       if (finished()) break // the rest of this batch is neither recorded nor committed
       if (args.max === null && m.offset >= ends.get(m.partition)) continue
       out.write(c.recordLine(m.partition, m.offset, m.key, m.value, headersOf(m), m.timestamp))
-      commitSync(consumer, args, m.partition, m.offset + 1)
+      commitSync(consumer, args, [{ topic: args.topic, partition: m.partition, offset: m.offset + 1 }])
+      position.set(m.partition, m.offset + 1)
       got++
       if (args.max === null && m.offset + 1 >= ends.get(m.partition)) done.set(m.partition, true)
     }
   }
+  // Before leaving, commit the position of every partition (as a Java consumer's commitSync()
+  // would), so a partition this member never reached is committed at its start. Only a
+  // member that consumed has joined (and has anything new to commit).
+  const todo = [...position].filter(([p, o]) => o !== startCommitted.get(p))
+  if (got > 0 && todo.length) commitSync(consumer, args, todo.map(([partition, offset]) => ({ topic: args.topic, partition, offset })))
   out.close()
   await new Promise((resolve) => consumer.disconnect(resolve)) // close: LeaveGroup, no auto commit
-  wl.log(`node-rdkafka group ${args.group}: consumed and committed ${got}`)
+  wl.log(`node-rdkafka group ${args.group}: consumed and committed ${got}; positions ${[...position].map(([p, o]) => `${p}:${o}`).join(' ')}`)
 }
 
 module.exports = { admin, produce, consume, group }
