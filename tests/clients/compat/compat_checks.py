@@ -89,7 +89,8 @@ class _Index:
         if "src" in headers:
             cands = self.by_src.get(headers["src"], [])
         else:
-            cands = [r for r in self.runs if r.explicit_ts() and r.base_ts <= ts < r.base_ts + r.count]
+            cands = [r for r in self.runs
+                     if r.explicit_ts() and r.base_ts <= ts < r.base_ts + r.count]
             if not cands:
                 cands = [r for r in self.runs if not r.explicit_ts()
                          and r.window[0] <= ts <= r.window[1]]
@@ -223,7 +224,8 @@ def check_group_resume(first: list[dict], second: list[dict], ends: dict[int, in
         a = [r["offset"] for r in first if r["partition"] == p]
         b = [r["offset"] for r in second if r["partition"] == p]
         if a != list(range(len(a))):
-            problems.append(f"partition {p}: first run read offsets {a[:5]}..., not 0..{len(a) - 1}")
+            problems.append(f"partition {p}: first run read offsets {a[:5]}..., "
+                            f"not 0..{len(a) - 1}")
         if committed.get(p, 0) != len(a):
             problems.append(f"partition {p}: committed {committed.get(p)} after the first run, "
                             f"which read up to {len(a)}")
@@ -235,6 +237,6 @@ def check_group_resume(first: list[dict], second: list[dict], ends: dict[int, in
 
 def record_map(records: list[dict], with_headers: bool) -> dict:
     """(partition, offset) -> what a reader saw, for comparing readers with each other."""
-    return {(r["partition"], r["offset"]): (r["key"], digest(r), r["timestamp"],
-                                            tuple(map(tuple, r["headers"])) if with_headers else None)
-            for r in records}
+    return {(r["partition"], r["offset"]): (
+        r["key"], digest(r), r["timestamp"],
+        tuple(map(tuple, r["headers"])) if with_headers else None) for r in records}

@@ -391,16 +391,17 @@ def scenario_failover(cell: Cell) -> None:
         deadline = time.monotonic() + 90
         while (n := acked()) < FAILOVER_KILL_AT:
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{cell.client}: producer {'exited' if proc.poll() is not None else 'still below'} "
-                            f"{FAILOVER_KILL_AT} acks ({n}):\n{log.read_text()[-3000:]}")
+                state = "exited" if proc.poll() is not None else "still below"
+                pytest.fail(f"{cell.client}: producer {state} {FAILOVER_KILL_AT} acks ({n}):\n"
+                            f"{log.read_text()[-3000:]}")
             time.sleep(0.01)
         victim.kill9()
         killed_mid_run = proc.poll() is None
         print(f"killed broker {victim.broker_id} (leader of p0) at {n} acked")
-        probe.close()
         victim.start(90)
         cell.finish(proc, log, "produce (failover)", timeout=DRIVER_TIMEOUT + 60)
     finally:
+        probe.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
