@@ -1,8 +1,8 @@
 """kcat (librdkafka's command-line client) for the compat suite.
 
 What kcat 1.7 cannot do, named on stderr as UNSUPPORTED by this driver:
-* admin: no CreateTopics/DeleteTopics (kcat has no admin API); it describes with `-L -J`,
-  so the test creates and deletes the topic around the `admin` run.
+* admin: no CreateTopics/DeleteTopics/DescribeConfigs (kcat has no admin API); it describes
+  with `-L -J` a topic the test created (and leaves it).
 * produce: its line-mode producer (`-P -K <tab>`) gives every message the same `-H` headers
   (`kcat_headers`) and no explicit timestamp (librdkafka stamps CreateTime at produce time),
   and it prints no per-message delivery reports (it exits non-zero when one failed).

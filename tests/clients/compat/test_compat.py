@@ -17,7 +17,7 @@ Scenarios (columns):
               batch), the committed offsets equal what it read; a second member resumes
               exactly there and reads to the end.
   failover    20,000 messages while the test kill -9s the leader of partition 0 (after the
-              first 1,000 acks) and restarts it; every acknowledged message read back once
+              first 1,000 acks, before 90%) and restarts it; every acknowledged message read back once
               (kafka-node, which has no idempotent producer, may duplicate a retried one),
               per-key order kept.
   cross-read  every client writes 500 messages into one shared topic; every client reads the
