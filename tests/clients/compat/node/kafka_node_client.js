@@ -187,11 +187,20 @@ async function consume (args) {
   const ends = await endOffsets(client, args.topic)
   await c.call((cb) => client.close(cb)).catch(() => null)
   const done = new Map([...ends].map(([p, end]) => [p, end === 0]))
+  const next = new Map([...ends.keys()].map((p) => [p, 0]))
+  const redelivered = []
   const lines = []
   await runGroup(args, `compat-read-${args.topic}-${process.pid}-${Date.now()}`,
     () => [...done.values()].every(Boolean),
     (consumer, m) => {
       if (m.offset >= ends.get(m.partition)) return true
+      // This reader never commits: if kafka-node delivers an offset again (a restarted
+      // fetch from the group's start), it is written once, and the re-delivery is named.
+      if (m.offset < next.get(m.partition)) {
+        redelivered.push(`${m.partition}@${m.offset}`)
+        return true
+      }
+      next.set(m.partition, m.offset + 1)
       lines.push(c.recordLine(m.partition, m.offset, m.key, m.value, [], timestampOf(m)))
       if (m.offset + 1 >= ends.get(m.partition)) done.set(m.partition, true)
       return true
@@ -199,6 +208,9 @@ async function consume (args) {
   const out = c.syncWriter(args.out)
   out.write(lines.join(''))
   out.close()
+  if (redelivered.length) {
+    wl.log(`kafka-node delivered ${redelivered.length} records a second time (first ${redelivered.slice(0, 3)}, last ${redelivered.slice(-1)}); written once`)
+  }
   wl.log(`kafka-node consumed ${lines.length} (end offsets ${[...ends].map(([p, o]) => `${p}:${o}`).join(' ')})`)
 }
 
