@@ -118,6 +118,11 @@ function call (fn) {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))))
 }
 
+/** "p:offset p:offset ..." of a partition -> offset map, for logs. */
+function positions (map) {
+  return [...map].map(([p, o]) => `${p}:${o}`).join(' ')
+}
+
 function unsupported (op, reason) {
   process.stderr.write(`UNSUPPORTED ${op}: ${reason}\n`)
 }
@@ -140,5 +145,5 @@ function fullyReplicated (partitions, replicas = 3) {
 
 module.exports = {
   wl, clientRequire, parseArgs, message, paddedValue, recordLine, syncWriter, sleep, waitFor,
-  call, unsupported, adminResult, fullyReplicated, BIG_VALUE
+  call, unsupported, adminResult, fullyReplicated, positions, BIG_VALUE
 }

@@ -91,7 +91,8 @@ async function sendPartition (client, producer, args, partition, msgs, attribute
       return Number(base)
     } catch (err) {
       if (Date.now() + 500 > args.deadline) throw err
-      wl.log(`produce to partition ${partition} failed (attempt ${attempt}: ${err.message || err}); refreshing metadata and retrying`)
+      wl.log(`produce to partition ${partition} failed (attempt ${attempt}: ${err.message || err}); ` +
+        'refreshing metadata and retrying')
       await c.sleep(Math.min(2000, 200 * attempt))
       await c.call((cb) => client.refreshMetadata([args.topic], cb)).catch(() => null)
     }
@@ -102,7 +103,8 @@ const NO_HEADERS = 'kafka-node 5.0.0 writes and reads only magic 0/1 message set
 
 async function produce (args) {
   c.unsupported('headers', NO_HEADERS)
-  c.unsupported('idempotence', 'kafka-node 5.0.0 has no idempotent producer: one request in flight per partition, retried (a retry after a lost acknowledgement may duplicate, never reorder)')
+  c.unsupported('idempotence', 'kafka-node 5.0.0 has no idempotent producer: one request in flight ' +
+    'per partition, retried (a retry after a lost acknowledgement may duplicate, never reorder)')
   const client = await newClient(args)
   const producer = new kafka.Producer(client, { requireAcks: -1, ackTimeoutMs: 30000 })
   producer.on('error', (err) => wl.log(`kafka-node producer error: ${err.message || err}`))
@@ -165,7 +167,10 @@ async function runGroup (args, groupId, isDone, onRecord, settle) {
       const finish = () => { stopping = true; consumer.pause(); clearTimeout(timer); resolve() }
       if (isDone()) finish()
       consumer.on('error', (err) => { clearTimeout(timer); reject(err) })
-      consumer.on('offsetOutOfRange', (err) => { clearTimeout(timer); reject(new Error(`offsetOutOfRange ${JSON.stringify(err)}`)) })
+      consumer.on('offsetOutOfRange', (err) => {
+        clearTimeout(timer)
+        reject(new Error(`offsetOutOfRange ${JSON.stringify(err)}`))
+      })
       consumer.on('message', (m) => {
         if (stopping) return // already-fetched records after the stop: not recorded, not committed
         if (!onRecord(consumer, m) || isDone()) finish()
@@ -209,7 +214,8 @@ async function consume (args) {
   out.write(lines.join(''))
   out.close()
   if (redelivered.length) {
-    wl.log(`kafka-node delivered ${redelivered.length} records a second time (first ${redelivered.slice(0, 3)}, last ${redelivered.slice(-1)}); written once`)
+    wl.log(`kafka-node delivered ${redelivered.length} records a second time ` +
+      `(first ${redelivered.slice(0, 3)}, last ${redelivered.slice(-1)}); written once`)
   }
   wl.log(`kafka-node consumed ${lines.length} (end offsets ${[...ends].map(([p, o]) => `${p}:${o}`).join(' ')})`)
 }
@@ -257,7 +263,7 @@ async function group (args) {
     })
   out.close()
   if (commitError) throw commitError
-  wl.log(`kafka-node group ${args.group}: consumed and committed ${got}; positions ${[...position].map(([p, o]) => `${p}:${o}`).join(' ')}`)
+  wl.log(`kafka-node group ${args.group}: consumed and committed ${got}; positions ${c.positions(position)}`)
 }
 
 /** Commit [[partition, offset], ...] for the member, retrying a transient failure. */

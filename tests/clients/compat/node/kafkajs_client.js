@@ -8,7 +8,9 @@ const c = require('./common')
 const { wl } = c
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1' // the default (Java-compatible murmur2) partitioner
-const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, Partitioners, logLevel } = c.clientRequire('kafkajs')
+const {
+  Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, Partitioners, logLevel
+} = c.clientRequire('kafkajs')
 const LZ4Codec = c.clientRequire('kafkajs-lz4')
 CompressionCodecs[CompressionTypes.Snappy] = c.clientRequire('kafkajs-snappy')
 CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec
@@ -174,7 +176,8 @@ async function runGroup (args, kafka, groupId, done, onRecord, beforeLeave) {
   let failed
   const finished = new Promise((resolve, reject) => { finish = resolve; failed = reject })
   const allDone = () => [...done.values()].every(Boolean)
-  consumer.on(consumer.events.CRASH, (e) => failed(new Error(`consumer crashed: ${e.payload.error && e.payload.error.stack}`)))
+  consumer.on(consumer.events.CRASH,
+    (e) => failed(new Error(`consumer crashed: ${e.payload.error && e.payload.error.stack}`)))
   await consumer.connect()
   await consumer.subscribe({ topic: args.topic, fromBeginning: true })
   await consumer.run({
@@ -246,9 +249,13 @@ async function group (args) {
     for (const t of fetched) for (const p of t.partitions) committed.set(p.partition, BigInt(p.offset))
     return { offsets, committed }
   })
-  const startCommitted = new Map(offsets.map((o) => [o.partition, committed.has(o.partition) ? committed.get(o.partition) : -1n]))
+  const startCommitted = new Map(offsets.map((o) => [o.partition,
+    committed.has(o.partition) ? committed.get(o.partition) : -1n]))
   // where this member starts: the committed offset, else the beginning (fromBeginning)
-  const start = new Map(offsets.map((o) => [o.partition, startCommitted.get(o.partition) >= 0n ? startCommitted.get(o.partition) : BigInt(o.low)]))
+  const start = new Map(offsets.map((o) => {
+    const cm = startCommitted.get(o.partition)
+    return [o.partition, cm >= 0n ? cm : BigInt(o.low)]
+  }))
   const ends = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]))
   // Without --max the run ends at the end offsets; a partition that starts there is done.
   const done = new Map([...ends].map(([p, end]) => [p, args.max === null && start.get(p) >= end]))
@@ -276,7 +283,7 @@ async function group (args) {
     }
   })
   out.close()
-  wl.log(`kafkajs group ${args.group}: consumed and committed ${got}; positions ${[...position].map(([p, o]) => `${p}:${o}`).join(' ')}`)
+  wl.log(`kafkajs group ${args.group}: consumed and committed ${got}; positions ${c.positions(position)}`)
 }
 
 module.exports = { admin, produce, consume, group }

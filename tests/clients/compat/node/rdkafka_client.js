@@ -50,7 +50,8 @@ async function admin (args) {
       const parts = await metadataPartitions(md, args.topic)
       return c.fullyReplicated(parts) && parts
     })
-    c.unsupported('describe-configs', 'node-rdkafka 3.x AdminClient has createTopic, deleteTopic and createPartitions only (no DescribeConfigs)')
+    c.unsupported('describe-configs',
+      'node-rdkafka 3.x AdminClient has createTopic, deleteTopic and createPartitions only (no DescribeConfigs)')
     await c.call((cb) => adminClient.deleteTopic(args.topic, 30000, cb))
     // metadata for all topics (no topic named), so the request cannot re-create it
     await c.waitFor(args, `${args.topic} gone from metadata`, async () => {
@@ -95,13 +96,15 @@ async function produce (args) {
     producer.produce(args.topic, null, Buffer.from(m.value), Buffer.from(m.key), m.timestamp, m.seq,
       m.headers.map(([k, v]) => ({ [k]: v })))
   }
-  const timer = setTimeout(() => wl.fail(`timed out with ${delivered} of ${args.count} delivery reports; ${errors.slice(0, 5)}`), wl.timeLeftMs(args))
+  const timer = setTimeout(() => wl.fail(
+    `timed out with ${delivered} of ${args.count} delivery reports; ${errors.slice(0, 5)}`), wl.timeLeftMs(args))
   await done
   clearTimeout(timer)
   await new Promise((resolve) => producer.disconnect(resolve))
   reports.close()
   if (errors.length) wl.fail(`${errors.length} delivery errors, first: ${errors.slice(0, 5)}`)
-  wl.log(`node-rdkafka produced ${delivered} (${args.codec})${transient.length ? `; transient errors: ${transient.slice(0, 3)}` : ''}`)
+  const note = transient.length ? `; transient errors: ${transient.slice(0, 3)}` : ''
+  wl.log(`node-rdkafka produced ${delivered} (${args.codec})${note}`)
 }
 
 function consumerConf (args, groupId) {
@@ -168,7 +171,8 @@ function commitSync (consumer, args, offsets) {
 }
 
 async function group (args) {
-  const consumer = await connect(new Kafka.KafkaConsumer(consumerConf(args, args.group), { 'auto.offset.reset': 'earliest' }))
+  const consumer = await connect(new Kafka.KafkaConsumer(consumerConf(args, args.group),
+    { 'auto.offset.reset': 'earliest' }))
   const { lows, ends } = await watermarks(consumer, args.topic)
   const parts = [...ends.keys()].map((partition) => ({ topic: args.topic, partition }))
   const committed = await c.call((cb) => consumer.committed(parts, 10000, cb))
@@ -201,10 +205,12 @@ async function group (args) {
   // would), so a partition this member never reached is committed at its start. Only a
   // member that consumed has joined (and has anything new to commit).
   const todo = [...position].filter(([p, o]) => o !== startCommitted.get(p))
-  if (got > 0 && todo.length) commitSync(consumer, args, todo.map(([partition, offset]) => ({ topic: args.topic, partition, offset })))
+  if (got > 0 && todo.length) {
+    commitSync(consumer, args, todo.map(([partition, offset]) => ({ topic: args.topic, partition, offset })))
+  }
   out.close()
   await new Promise((resolve) => consumer.disconnect(resolve)) // close: LeaveGroup, no auto commit
-  wl.log(`node-rdkafka group ${args.group}: consumed and committed ${got}; positions ${[...position].map(([p, o]) => `${p}:${o}`).join(' ')}`)
+  wl.log(`node-rdkafka group ${args.group}: consumed and committed ${got}; positions ${c.positions(position)}`)
 }
 
 module.exports = { admin, produce, consume, group }
