@@ -54,6 +54,11 @@ class Partition:
     remote: dict[int, ReplicaState] = attrs.field(factory=dict)
     # Offset at which the current leader epoch started on this broker (KAFKA-7128).
     leader_epoch_start_offset: int = 0
+    # Leadership terms of this broker: bumped whenever it becomes leader after not being
+    # one, or becomes a follower. An acks=all produce waits across epoch bumps of a
+    # continuing leader (as Kafka's DelayedProduce does), but not across a term change,
+    # after which the log may have been truncated under it.
+    leader_term: int = 0
     _changed: trio.Event = attrs.field(factory=trio.Event)
     # Events of multi-partition waiters (a fetch parked on several partitions at once).
     listeners: set[trio.Event] = attrs.field(factory=set)
@@ -73,6 +78,8 @@ class Partition:
         """Become leader: stamp the new epoch into the epoch cache at the current end."""
         was_leader = self.is_leader
         new_epoch = leader_epoch > self.leader_epoch or not was_leader
+        if not was_leader:
+            self.leader_term += 1
         self.leader_id = self.local_broker_id
         self.leader_epoch = leader_epoch
         self.partition_epoch = partition_epoch
@@ -97,6 +104,7 @@ class Partition:
 
     def make_follower(self, *, leader_id: int, leader_epoch: int, partition_epoch: int,
                       controller_epoch: int, isr: list[int], replicas: list[int]) -> None:
+        self.leader_term += 1
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
         self.partition_epoch = partition_epoch

@@ -185,9 +185,13 @@ class ReplicaManager:
 
     async def _await_replication(self, partition: Partition, last_offset: int,
                                  deadline: float) -> ErrorCode:
-        epoch = partition.leader_epoch
+        # Like Kafka's DelayedProduce: fail only when this broker stopped leading. A new epoch
+        # of the same leader (a new controller, the controller dropping a dead follower from
+        # the ISR) keeps the log, so the wait goes on; answering NOT_LEADER there made
+        # non-idempotent clients retry records that were already written (duplicates).
+        term = partition.leader_term
         while True:
-            if not partition.is_leader or partition.leader_epoch != epoch:
+            if not partition.is_leader or partition.leader_term != term:
                 return ErrorCode.NOT_LEADER_OR_FOLLOWER
             if partition.high_watermark() > last_offset:
                 if len(partition.maximal_isr()) < partition.effective_min_isr():

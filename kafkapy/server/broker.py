@@ -54,6 +54,8 @@ class KafkaServer:
         self.broker_id: int = config.broker_id
         self.cluster_id: str = ""
         self.broker_epoch: int = -1
+        # Set once registered in ZooKeeper (broker_epoch known); control requests wait for it.
+        self.registered = trio.Event()
         self.zk: KafkaZkClient | None = None
         self.controller: Any = None
         self.log_manager: LogManager | None = None
@@ -130,6 +132,7 @@ class KafkaServer:
         self.bound_port = await nursery.start(self.socket_server.run)
         registration = self._registration()
         self.broker_epoch = await zk.register_broker(registration)
+        self.registered.set()
         self.log_manager.broker_epoch = self.broker_epoch
         log.info("registered broker %d at %s (broker epoch %d)", self.broker_id,
                  registration.endpoints, self.broker_epoch)

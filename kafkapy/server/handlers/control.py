@@ -26,8 +26,27 @@ from kafkapy.server.context import RequestContext
 log = logging.getLogger(__name__)
 
 
-def _stale_broker_epoch(server, request_epoch: int) -> bool:
-    return request_epoch != -1 and request_epoch < server.broker_epoch
+def stale_broker_epoch(current_epoch: int, request_epoch: int) -> bool:
+    """A control request addressed to an earlier incarnation of this broker (-1 in the
+    request, from versions without the field, is accepted as in Kafka)."""
+    return request_epoch != -1 and request_epoch < current_epoch
+
+
+async def _stale_broker_epoch(server, request_epoch: int) -> bool:
+    """Like Kafka, judge a control request only once this broker is registered.
+
+    The listener runs before the broker registers in ZooKeeper, and a broker restarted within
+    its predecessor's session timeout waits there until the old registration expires. A
+    controller that still believes in the predecessor keeps sending it requests; judged
+    against "no epoch yet" they would pass, and a stale UpdateMetadata left a partial cache
+    (a topic answered without some of its partitions, which kafkajs then silently never
+    produced to) and a stale LeaderAndIsr would act on the old incarnation's word. Waiting
+    for the registration also keeps the controller's first requests to the new incarnation
+    (which carry its new epoch) from being refused if they overtake our own registration.
+    """
+    if request_epoch != -1 and not server.registered.is_set():
+        await server.registered.wait()
+    return stale_broker_epoch(server.broker_epoch, request_epoch)
 
 
 def _topic_states_v2(req, version: int):
@@ -52,7 +71,7 @@ async def handle_leader_and_isr(ctx: RequestContext,
                                 req: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
     server = ctx.server
     version = ctx.api_version
-    if _stale_broker_epoch(server, req.broker_epoch):
+    if await _stale_broker_epoch(server, req.broker_epoch):
         return LeaderAndIsrResponse(error_code=ErrorCode.STALE_BROKER_EPOCH)
     topic_states = _topic_states_v2(req, version)
     try:
@@ -81,7 +100,7 @@ async def handle_leader_and_isr(ctx: RequestContext,
 async def handle_update_metadata(ctx: RequestContext,
                                  req: UpdateMetadataRequest) -> UpdateMetadataResponse:
     server = ctx.server
-    if _stale_broker_epoch(server, req.broker_epoch):
+    if await _stale_broker_epoch(server, req.broker_epoch):
         return UpdateMetadataResponse(error_code=ErrorCode.STALE_BROKER_EPOCH)
     cache = server.metadata_cache
     if req.controller_epoch < cache.controller_epoch:
@@ -95,7 +114,7 @@ async def handle_update_metadata(ctx: RequestContext,
 
 async def handle_stop_replica(ctx: RequestContext, req: StopReplicaRequest) -> StopReplicaResponse:
     server = ctx.server
-    if _stale_broker_epoch(server, req.broker_epoch):
+    if await _stale_broker_epoch(server, req.broker_epoch):
         return StopReplicaResponse(error_code=ErrorCode.STALE_BROKER_EPOCH)
     rm = server.replica_manager
     try:
