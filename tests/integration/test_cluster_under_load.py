@@ -1,0 +1,567 @@
+"""Cluster operations while an idempotent acks=all confluent-kafka producer keeps writing keyed,
+sequenced messages: a reassignment [1,2,3] -> [2,3,4] onto a 4th broker, a partition leader
+whose ZooKeeper session expires while it is paused (SIGSTOP), and a controlled shutdown of a
+leader. Afterwards every acknowledged message is stored exactly once at its acked offset, each
+key's messages are in the order they were sent, and no delivery report carries an error.
+
+The producer runs with librdkafka's `msg` debug log captured, so the Kafka error codes its
+Produce requests met are known and checked to be retriable ones only. Measured times are
+printed (`pytest -s`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+from collections import Counter, defaultdict
+from typing import Callable
+
+import pytest
+import trio
+from confluent_kafka import Consumer, Producer
+from confluent_kafka import TopicPartition as CKTopicPartition
+from kafka import TopicPartition as KTP
+from kazoo.client import KazooClient
+
+from kafkapy.protocol.api import ApiKey
+from kafkapy.protocol.messages.create_topics import CreateTopicsRequest
+from tests.broker_fixture import BrokerCluster, BrokerProcess, metadata_v1
+from tests.integration.kafka_wire import connect, fetch, records_of
+from tests.integration.test_cluster_admin import admin_for
+from tests.integration.test_cluster_failover import CLUSTER_OVERRIDES, THREE_WAY
+from tests.integration.test_replication import log_batches, log_records
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def broker_cluster(ensemble_cluster):
+    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
+    return ensemble_cluster
+
+
+OVERRIDES = {
+    **CLUSTER_OVERRIDES,
+    "replica.fetch.wait.max.ms": "200",
+    "replica.fetch.backoff.ms": "200",
+}
+KEYS = 60
+
+#: librdkafka's texts for the Kafka errors a producer may meet during leadership changes and
+#: retries internally (rd_kafka_err2str of the broker error codes), by Kafka error name.
+RETRIABLE = {
+    "Broker: Not leader for partition": "NOT_LEADER_OR_FOLLOWER",
+    "Broker: Leader not available": "LEADER_NOT_AVAILABLE",
+    "Broker: Not enough in-sync replicas": "NOT_ENOUGH_REPLICAS",
+    "Broker: Message(s) written to insufficient number of in-sync replicas":
+        "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+    "Broker: Request timed out": "REQUEST_TIMED_OUT",
+    "Broker: Unknown topic or partition": "UNKNOWN_TOPIC_OR_PARTITION",
+    "Broker: Broker not available": "BROKER_NOT_AVAILABLE",
+    "Broker: Replica not available": "REPLICA_NOT_AVAILABLE",
+    "Broker: Fenced leader epoch": "FENCED_LEADER_EPOCH",
+    "Broker: Not controller": "NOT_CONTROLLER",
+}
+_BROKER_ERROR = re.compile(r"Broker: [A-Za-z][^:(),]*[A-Za-z)]")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll a condition (bounded); returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        try:
+            if predicate():
+                return time.monotonic() - started
+        except (OSError, ConnectionError):
+            pass  # a broker going away mid-probe
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)  # poll interval of a condition wait
+
+
+class _LogTap(logging.Handler):
+    """Collects librdkafka's log lines that name a broker error."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if "Broker: " in msg:
+            self.lines.append(msg)
+
+
+class SequencedProducer:
+    """confluent-kafka, acks=all, idempotent, retries at their defaults, in a thread until
+    stopped: message i has key k<i % KEYS> and value "k<key>:<per-key sequence>", paced at
+    `rate`/s. Records every delivery report and the broker errors in librdkafka's log."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float = 800.0, pad: int = 0) -> None:
+        self.topic, self.rate, self.pad = topic, rate, b"." * pad
+        self.tap = _LogTap()
+        self.logger = logging.getLogger(f"rdkafka.{topic}.{id(self)}")
+        self.logger.propagate = False
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.addHandler(self.tap)
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "topic.metadata.refresh.interval.ms": 1000,
+            "partitioner": "murmur2_random", "debug": "msg", "error_cb": self._error},
+            logger=self.logger)
+        self.acked: list[tuple[bytes, int, int | None]] = []  # (value, partition, offset)
+        self.failed: list[str] = []
+        self.client_errors: list[str] = []
+        self.sent = 0
+        self.crashed: BaseException | None = None
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _error(self, err) -> None:
+        self.client_errors.append(str(err))
+
+    def _delivered(self, err, msg) -> None:
+        with self.lock:
+            if err is None:
+                off = msg.offset()
+                self.acked.append((msg.value(), msg.partition(), off if off is not None and off >= 0 else None))
+            else:
+                self.failed.append(f"{msg.value()[:20]!r}: {err}")
+
+    def _run(self) -> None:
+        try:
+            self._produce()
+        except BaseException as e:  # noqa: BLE001 - reported by finish()
+            self.crashed = e
+            raise
+
+    def _produce(self) -> None:
+        seq: dict[int, int] = defaultdict(int)
+        started = time.monotonic()
+        while not self.stop.is_set():
+            if self.sent > (time.monotonic() - started) * self.rate:
+                self.producer.poll(0.01)  # pacing, so the events happen mid-stream
+                continue
+            k = self.sent % KEYS
+            try:
+                self.producer.produce(self.topic, key=b"k%d" % k,
+                                      value=b"k%d:%d" % (k, seq[k]) + self.pad,
+                                      on_delivery=self._delivered)
+            except BufferError:
+                self.producer.poll(0.05)
+                continue
+            seq[k] += 1
+            self.sent += 1
+            self.producer.poll(0)
+        self.producer.flush(240)
+
+    def start(self) -> "SequencedProducer":
+        self.thread.start()
+        return self
+
+    def acked_count(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(300)
+        assert not self.thread.is_alive(), "producer did not finish flushing"
+        assert self.crashed is None, f"producer thread failed: {self.crashed!r}"
+
+    def broker_errors(self) -> Counter:
+        """Kafka error names met by Produce requests; unknown texts are kept verbatim."""
+        seen: Counter = Counter()
+        for line in self.tap.lines:
+            for text in set(_BROKER_ERROR.findall(line)):
+                seen[RETRIABLE.get(text, text)] += 1
+        return seen
+
+
+class ZkProbe:
+    def __init__(self, zk_connect: str) -> None:
+        self.zk = KazooClient(hosts=zk_connect, timeout=10)
+        self.zk.start(timeout=15)
+
+    def close(self) -> None:
+        self.zk.stop()
+        self.zk.close()
+
+    def controller(self) -> int:
+        try:
+            return json.loads(self.zk.get("/controller")[0])["brokerid"]
+        except Exception:  # noqa: BLE001 - no controller at this instant
+            return -1
+
+    def state(self, topic: str, p: int) -> dict:
+        return json.loads(self.zk.get(f"/brokers/topics/{topic}/partitions/{p}/state")[0])
+
+    def broker_epoch(self, broker_id: int) -> int | None:
+        stat = self.zk.exists(f"/brokers/ids/{broker_id}")
+        return None if stat is None else stat.czxid
+
+
+def create_topic(cluster: BrokerCluster, controller: int, name: str,
+                 assignment: dict[int, list[int]], configs: dict[str, str]) -> None:
+    req = CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
+        name=name, num_partitions=-1, replication_factor=-1,
+        assignments=[CreateTopicsRequest.CreatableReplicaAssignment(partition_index=p,
+                                                                   broker_ids=r)
+                     for p, r in assignment.items()],
+        configs=[CreateTopicsRequest.CreatableTopicConfig(name=k, value=v)
+                 for k, v in configs.items()])], timeout_ms=30000)
+
+    async def go():
+        async with connect(cluster.brokers[controller]) as conn:
+            return await conn.send(ApiKey.CREATE_TOPICS, 7, req)
+    resp = trio.run(go)
+    assert resp.topics[0].error_code == 0, resp.topics[0].error_message
+
+
+def leaders_seen_by(b: BrokerProcess, topic: str) -> tuple[int, dict[int, int]]:
+    """(controller id, partition -> leader) from `b`'s Metadata."""
+    with socket.create_connection((b.host, b.port), timeout=5) as sock:
+        sock.settimeout(5)
+        md = metadata_v1(sock, [topic])
+    return md.controller_id, md.topics.get(topic, {})
+
+
+def consume_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes, int, int]]:
+    """Every record of every partition up to its high watermark: (value, partition, offset)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        ends = {p: consumer.get_watermark_offsets(CKTopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)}
+        consumer.assign([CKTopicPartition(topic, p, 0) for p in range(partitions)])
+        out: list[tuple[bytes, int, int]] = []
+        position = {p: 0 for p in range(partitions)}
+        deadline = time.monotonic() + 120
+        while any(position[p] < ends[p] for p in ends) and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 1.0):
+                if msg.error():
+                    raise AssertionError(f"consumer error: {msg.error()}")
+                out.append((msg.value(), msg.partition(), msg.offset()))
+                position[msg.partition()] = msg.offset() + 1
+        assert all(position[p] >= ends[p] for p in ends), (position, ends)
+        return out
+    finally:
+        consumer.close()
+
+
+def assert_exactly_once_in_order(acked: list[tuple[bytes, int, int | None]],
+                                 stored: list[tuple[bytes, int, int]]) -> None:
+    """Every acked value stored once, at its acked (partition, offset) — or, when librdkafka
+    acked it without an offset, once in its partition; nothing stored twice; per key the
+    sequence numbers strictly increase in offset order."""
+    where: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
+    for value, p, off in stored:
+        where[value].append((p, off))
+    twice = {v: w for v, w in where.items() if len(w) > 1}
+    assert not twice, f"{len(twice)} values stored twice, e.g. {list(twice.items())[:3]}"
+    wrong = [(v, (p, off), where.get(v)) for v, p, off in acked
+             if (where.get(v) != [(p, off)] if off is not None
+                 else [q for q, _ in where.get(v, [])] != [p])]
+    assert not wrong, (f"{len(wrong)} acked messages not at their acked partition/offset "
+                       f"(value, acked at, found at), e.g. {wrong[:5]}")
+    assert len(stored) == len(acked), f"{len(stored)} stored, {len(acked)} acked"
+    last: dict[bytes, int] = {}
+    for value, p, off in sorted(stored, key=lambda s: (s[1], s[2])):
+        key, seq = value.split(b".", 1)[0].split(b":")
+        assert int(seq) > last.get(key, -1), f"{key!r} out of order at {p}/{off}"
+        last[key] = int(seq)
+
+
+def assert_only_retriable(prod: SequencedProducer) -> Counter:
+    assert prod.failed == [], f"{len(prod.failed)} failed deliveries, e.g. {prod.failed[:5]}"
+    errors = prod.broker_errors()
+    unexpected = {e: n for e, n in errors.items() if e not in RETRIABLE.values()}
+    assert not unexpected, (f"non-retriable broker errors in librdkafka's log: {unexpected}; "
+                            f"e.g. {[l for l in prod.tap.lines if 'Broker: ' in l][:5]}")
+    return errors
+
+
+def read_from(broker: BrokerProcess, topic: str, partition: int) -> list[tuple[bytes, int, int]]:
+    """Everything below `broker`'s high watermark, fetched from it as a consumer would."""
+    async def go() -> list[tuple[bytes, int, int]]:
+        out: list[tuple[bytes, int, int]] = []
+        async with connect(broker) as conn:
+            while True:
+                part = await fetch(conn, topic, partition, out[-1][2] + 1 if out else 0)
+                assert part.error_code == 0, part.error_code
+                recs = records_of(part.records)
+                if not recs:
+                    return out
+                out.extend((r.value, partition, r.offset) for r in recs)
+    return trio.run(go)
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+def test_reassignment_while_producing(broker_cluster) -> None:
+    """[1,2,3] -> [2,3,4] of a partition under a continuous idempotent acks=all producer."""
+    # Broker 4 copies in small fetches, so catching up spans many produce requests.
+    brokers = {i: broker_cluster.start(broker_id=i, overrides={
+        **OVERRIDES, **({"replica.fetch.max.bytes": "16384"} if i == 4 else {})}, wait=False)
+        for i in (1, 2, 3, 4)}
+    for b in brokers.values():
+        b.wait_ready(90)
+    zk = ZkProbe(broker_cluster.zk_connect)
+    prod = None
+    try:
+        controller = zk.controller()
+        topic = "move-live"
+        create_topic(broker_cluster, controller, topic, {0: [1, 2, 3]},
+                     {"min.insync.replicas": "2"})
+        wait_for(lambda: len(zk.state(topic, 0)["isr"]) == 3, 30, "the ISR of 3")
+        bootstrap = ",".join(brokers[i].bootstrap for i in (1, 2, 3))
+        prod = SequencedProducer(bootstrap, topic, rate=800, pad=300).start()
+        wait_for(lambda: prod.acked_count() >= 6000, 120, "6000 acks before the move")
+
+        admin = admin_for(broker_cluster, controller)
+        try:
+            before = prod.acked_count()
+            result = admin.alter_partition_reassignments({KTP(topic, 0): [2, 3, 4]})
+            assert result == {KTP(topic, 0): None}
+            started = time.monotonic()
+            # Hold the new replica back while 2000 more messages are acked by [1,2,3], so
+            # the move really happens under production (no session expiry: 6 s timeout).
+            os.kill(brokers[4].pid, signal.SIGSTOP)
+            try:
+                wait_for(lambda: prod.acked_count() >= before + 2000, 60,
+                         "2000 acks while the new replica is held back")
+                ongoing = admin.list_partition_reassignments()
+            finally:
+                os.kill(brokers[4].pid, signal.SIGCONT)
+            assert ongoing == {KTP(topic, 0): {"replicas": [2, 3, 4, 1],
+                                               "adding_replicas": [4],
+                                               "removing_replicas": [1]}}, ongoing
+
+            def done() -> bool:
+                s = zk.state(topic, 0)
+                return (not admin.list_partition_reassignments()
+                        and sorted(s["isr"]) == [2, 3, 4])
+            caught_up = wait_for(done, 120, "the reassignment to complete")
+            took = time.monotonic() - started
+            during = prod.acked_count() - before
+        finally:
+            admin.close()
+        assert not prod.stop.is_set() and prod.thread.is_alive()
+        assignment = json.loads(zk.zk.get(f"/brokers/topics/{topic}")[0])
+        assert assignment["partitions"] == {"0": [2, 3, 4]}
+        assert not assignment.get("adding_replicas") and not assignment.get("removing_replicas")
+        state = zk.state(topic, 0)
+        assert state["leader"] in (2, 3)
+        after = prod.acked_count()
+        wait_for(lambda: prod.acked_count() >= after + 2000, 120,
+                 "2000 more acks on the new replica set")
+        prod.finish()
+        print(f"\nreassignment [1,2,3] -> [2,3,4] completed in {took:.2f}s while producing "
+              f"(broker 4 held back, then in the ISR {caught_up:.2f}s after SIGCONT); "
+              f"{during} messages acked during the move, {len(prod.acked)} in all; leader "
+              f"{state['leader']}, ISR {state['isr']}; broker errors seen by the producer: "
+              f"{dict(prod.broker_errors())}")
+        errors = assert_only_retriable(prod)
+        assert len(prod.acked) == prod.sent
+        assert during >= 2000, "too little was acked while the reassignment ran"
+
+        wait_for(lambda: not (brokers[1].log_dir / f"{topic}-0").exists(), 30,
+                 "broker 1 to delete its replica")
+        # Every new replica holds the same batches, byte for byte, as the leader...
+        movers = [brokers[i] for i in (2, 3, 4)]
+        wait_for(lambda: all(log_batches(b, topic) == log_batches(movers[0], topic)
+                             for b in movers[1:]), 60, "the replicas to converge")
+        for b in movers:
+            on_disk = {v: off for off, (_, v) in log_records(b, topic).items()}
+            missing = [(v, off) for v, _, off in prod.acked
+                       if v not in on_disk or (off is not None and on_disk[v] != off)]
+            assert not missing, (f"broker {b.broker_id}'s segments lack {len(missing)} acked "
+                                 f"messages, e.g. {missing[:3]}")
+        # ...and a consumer reading from the leader gets each acked message once, in order.
+        assert_exactly_once_in_order(prod.acked, consume_all(bootstrap, topic, 1))
+        # Broker 4 as the leader serves all of it: stop 2 and 3 (controlled shutdown moves
+        # leadership within the ISR, to 4 last).
+        brokers[2].stop()
+        brokers[3].stop()
+        wait_for(lambda: leaders_seen_by(brokers[4], topic)[1].get(0) == 4, 40,
+                 "broker 4 to lead the partition")
+        wait_for(lambda: len(read_from(brokers[4], topic, 0)) == len(prod.acked), 30,
+                 "broker 4's high watermark to cover its log")
+        assert_exactly_once_in_order(prod.acked, read_from(brokers[4], topic, 0))
+        print(f"broker 4 as leader serves all {len(prod.acked)} acked messages; errors "
+              f"{dict(errors)}")
+    finally:
+        if prod is not None:
+            prod.stop.set()
+        zk.close()
+
+
+def test_leader_session_expiry_while_producing(broker_cluster) -> None:
+    """A partition leader (not the controller) paused past its ZooKeeper session timeout."""
+    brokers = {i: broker_cluster.start(broker_id=i, overrides=OVERRIDES, wait=False)
+               for i in (1, 2, 3)}
+    for b in brokers.values():
+        b.wait_ready(90)
+    zk = ZkProbe(broker_cluster.zk_connect)
+    prod = None
+    victim = None
+    try:
+        controller = zk.controller()
+        topic = "expiry"
+        create_topic(broker_cluster, controller, topic, THREE_WAY, {"min.insync.replicas": "2"})
+        wait_for(lambda: all(len(zk.state(topic, p)["isr"]) == 3 for p in THREE_WAY), 30,
+                 "full ISRs")
+        victim = next(i for i in (1, 2, 3) if i != controller)
+        led = [p for p in THREE_WAY if zk.state(topic, p)["leader"] == victim]
+        assert led, f"broker {victim} leads nothing"
+        old_states = {p: zk.state(topic, p) for p in THREE_WAY}
+        old_epoch = zk.broker_epoch(victim)
+        prod = SequencedProducer(broker_cluster.bootstrap, topic, rate=800).start()
+        wait_for(lambda: prod.acked_count() >= 3000, 120, "3000 acks before the pause")
+
+        paused = brokers[victim]
+        os.kill(paused.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            expired = wait_for(lambda: zk.broker_epoch(victim) is None, 40,
+                               f"broker {victim}'s session to expire")
+            moved = wait_for(lambda: all(
+                zk.state(topic, p)["leader"] not in (-1, victim)
+                and victim not in zk.state(topic, p)["isr"] for p in THREE_WAY), 30,
+                "leadership and ISR to leave the paused broker") + expired
+            in_zk = time.monotonic() - t0
+            survivors = [b for i, b in brokers.items() if i != victim]
+
+            def survivors_agree() -> bool:
+                views = [leaders_seen_by(b, topic) for b in survivors]
+                return all(v == views[0] for v in views) and all(
+                    views[0][1].get(p) not in (None, -1, victim) for p in THREE_WAY)
+            wait_for(survivors_agree, 20, "the survivors' Metadata to show the new leaders")
+            agreed = time.monotonic() - t0
+            acked = prod.acked_count()
+            wait_for(lambda: prod.acked_count() >= acked + 1000, 60,
+                     "1000 acks while the old leader is paused")
+        finally:
+            os.kill(paused.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        new_states = {p: zk.state(topic, p) for p in THREE_WAY}
+        for p in led:
+            assert new_states[p]["leader"] in old_states[p]["isr"]
+            assert new_states[p]["leader_epoch"] > old_states[p]["leader_epoch"]
+        print(f"\nleader {victim} (leading {topic}-{led}) paused: session expired after "
+              f"{expired:.2f}s, leaders moved in ZooKeeper after {in_zk:.2f}s "
+              f"(zookeeper.session.timeout.ms=6000); survivors' Metadata agreed after "
+              f"{agreed:.2f}s; new leaders "
+              f"{ {p: new_states[p]['leader'] for p in led} }")
+
+        # Fresh from SIGCONT, the old leader must not acknowledge a write that is then lost.
+        probe_value = b"stale-leader-probe"
+
+        async def stale_produce():
+            from tests.integration.kafka_wire import batch, produce
+            async with connect(paused) as conn:
+                return await produce(conn, topic, led[0], batch([probe_value]), acks=-1)
+        probe = trio.run(stale_produce)
+
+        wait_for(lambda: (zk.broker_epoch(victim) or 0) > old_epoch, 40,
+                 f"broker {victim} to re-register")
+        reregistered = time.monotonic() - resumed
+        rejoined = wait_for(lambda: all(victim in zk.state(topic, p)["isr"] for p in THREE_WAY),
+                            90, f"broker {victim} to rejoin every ISR") + reregistered
+
+        def one_view() -> bool:
+            views = [leaders_seen_by(b, topic) for b in brokers.values()]
+            cid = zk.controller()
+            return (cid not in (-1,) and all(v == (cid, views[0][1]) for v in views)
+                    and len(views[0][1]) == 3 and all(
+                        views[0][1][p] == zk.state(topic, p)["leader"] for p in THREE_WAY))
+        wait_for(one_view, 30, "every broker to agree on the controller and every leader")
+        cid, leaders = leaders_seen_by(paused, topic)
+        assert all(leaders[p] != victim for p in led), "the resumed broker took leadership back"
+        print(f"resumed broker {victim}: re-registered with a new broker epoch after "
+              f"{reregistered:.2f}s, back in every ISR after {rejoined:.2f}s; controller {cid}, "
+              f"leaders {leaders}; stale-leader probe answered error {probe.error_code}")
+
+        wait_for(lambda: prod.acked_count() >= acked + 2000, 60, "acks after the resume")
+        prod.finish()
+        errors = assert_only_retriable(prod)
+        assert len(prod.acked) == prod.sent
+        stored = consume_all(broker_cluster.bootstrap, topic, 3)
+        if probe.error_code == 0:  # acknowledged: then it must be there
+            found = [s for s in stored if s[0] == probe_value]
+            assert [(p, off) for _, p, off in found] == [(led[0], probe.base_offset)], (
+                "an acks=all write the resumed old leader acknowledged was lost")
+        stored = [s for s in stored if s[0] != probe_value]
+        assert_exactly_once_in_order(prod.acked, stored)
+        print(f"{len(prod.acked)} acked messages read back exactly once in per-key order; "
+              f"broker errors seen by the producer: {dict(errors)}")
+    finally:
+        if victim is not None and brokers[victim].running():
+            os.kill(brokers[victim].pid, signal.SIGCONT)
+        if prod is not None:
+            prod.stop.set()
+        zk.close()
+
+
+def test_controlled_shutdown_under_producer(broker_cluster) -> None:
+    """SIGTERM of a leader while producing: no failed delivery, only retriable errors."""
+    brokers = {i: broker_cluster.start(broker_id=i, overrides=OVERRIDES, wait=False)
+               for i in (1, 2, 3)}
+    for b in brokers.values():
+        b.wait_ready(90)
+    zk = ZkProbe(broker_cluster.zk_connect)
+    prod = None
+    try:
+        controller = zk.controller()
+        topic = "graceful-live"
+        create_topic(broker_cluster, controller, topic, THREE_WAY, {"min.insync.replicas": "2"})
+        wait_for(lambda: all(len(zk.state(topic, p)["isr"]) == 3 for p in THREE_WAY), 30,
+                 "full ISRs")
+        victim = next(i for i in (1, 2, 3) if i != controller)
+        led = [p for p in THREE_WAY if zk.state(topic, p)["leader"] == victim]
+        assert led
+        prod = SequencedProducer(broker_cluster.bootstrap, topic, rate=1000).start()
+        wait_for(lambda: prod.acked_count() >= 3000, 120, "3000 acks before the shutdown")
+
+        registrations = zk.zk.exists("/brokers/ids")
+        proc = brokers[victim].proc
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        moved_zxid = 0
+
+        def moved_off() -> bool:
+            nonlocal moved_zxid
+            nodes = [zk.zk.get(f"/brokers/topics/{topic}/partitions/{p}/state")
+                     for p in THREE_WAY]
+            moved_zxid = max(stat.mzxid for _, stat in nodes)
+            return all(json.loads(d)["leader"] != victim and victim not in json.loads(d)["isr"]
+                       for d, _ in nodes)
+        moved = wait_for(moved_off, 30, f"leadership to leave broker {victim}")
+        proc.wait(30)
+        exited = time.monotonic() - t0
+        assert proc.returncode == 0, brokers[victim].output_tail()
+        deregistered = zk.zk.exists("/brokers/ids")
+        assert deregistered.cversion > registrations.cversion
+        assert moved_zxid < deregistered.pzxid, "leadership moved only after the broker left"
+
+        acked = prod.acked_count()
+        wait_for(lambda: prod.acked_count() >= acked + 2000, 60, "acks after the shutdown")
+        prod.finish()
+        print(f"\ncontrolled shutdown of leader {victim} (of {topic}-{led}) under a producer: "
+              f"leadership moved after {moved:.2f}s, exited after {exited:.2f}s; "
+              f"{len(prod.acked)} acked; broker errors seen by the producer: "
+              f"{dict(prod.broker_errors())}, e.g. {prod.tap.lines[:1]}; client errors: "
+              f"{prod.client_errors[:2]}")
+        assert_only_retriable(prod)
+        assert len(prod.acked) == prod.sent
+        assert_exactly_once_in_order(prod.acked, consume_all(broker_cluster.bootstrap, topic, 3))
+    finally:
+        if prod is not None:
+            prod.stop.set()
+        zk.close()
