@@ -123,6 +123,7 @@ def _broker_failure(p: Planner, brokers: list[int]) -> None:
     ctx = p.ctx
     ctx.shutting_down.difference_update(brokers)
     dead = set(brokers)
+    isr_before = {tp: list(s.isr) for tp, s in ctx.states.items()}
     led = [tp for tp, s in ctx.states.items()
            if s.leader in dead and not ctx.is_deleting(tp.topic)]
     p.offline_partitions(led)
@@ -137,7 +138,14 @@ def _broker_failure(p: Planner, brokers: list[int]) -> None:
     moved = [tp for tp in led if tp not in leaderless]
     detail = "; ".join(f"{tp} now led by {ctx.states[tp].leader}, ISR {ctx.states[tp].isr}"
                        for tp in sorted(moved, key=str))
-    p.note(f"broker(s) {brokers} failed -> " + (detail or "no leadership moved")
+    # partitions it only followed: out of the ISR (the leader stays)
+    shrunk = "; ".join(f"{tp} ISR {isr_before[tp]} -> {ctx.states[tp].isr}"
+                       for tp in sorted({tp for tp, _ in pairs}, key=str)
+                       if tp not in led and tp in isr_before and tp in ctx.states
+                       and ctx.states[tp].isr != isr_before[tp])
+    p.note(f"broker(s) {brokers} failed (registration gone) -> "
+           + (detail or "no leadership moved")
+           + (f"; followers dropped from ISR: {shrunk}" if shrunk else "")
            + (f"; leaderless: {describe(leaderless)}" if leaderless else ""))
 
 
