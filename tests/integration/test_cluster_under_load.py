@@ -36,7 +36,7 @@ from tests.broker_fixture import BrokerCluster, BrokerProcess, metadata_v1
 from tests.integration.kafka_wire import batch, connect, fetch, produce, records_of
 from tests.integration.test_cluster_admin import admin_for
 from tests.integration.test_cluster_failover import CLUSTER_OVERRIDES, THREE_WAY
-from tests.integration.test_replication import log_batches, log_records
+from tests.integration.test_replication import log_batches, log_records, replicas_identical
 
 pytestmark = pytest.mark.integration
 
@@ -619,8 +619,16 @@ def test_leader_session_expiry_while_producing(broker_cluster) -> None:
                 "an acks=all write the resumed old leader acknowledged was lost")
         stored = [s for s in stored if s[0] != probe.VALUE]
         assert_exactly_once_in_order(prod.acked, stored)
+        # The resumed broker truncated whatever it appended as a stale leader: its segments
+        # now hold the same batches, byte for byte, as the other replicas.
+        replicas = list(brokers.values())
+        converged = wait_for(lambda: replicas_identical(replicas, topic, 3), 60,
+                             "every replica's segments to converge")
+        if probe.error_code != 0:
+            assert all(v != probe.VALUE for _, v in log_records(paused, topic, led[0]).values())
         print(f"{len(prod.acked)} acked messages read back exactly once in per-key order; "
-              f"broker errors seen by the producer: {dict(errors)}")
+              f"replicas identical on disk after {converged:.2f}s; broker errors seen by the "
+              f"producer: {dict(errors)}")
     finally:
         if victim is not None and brokers[victim].running():
             os.kill(brokers[victim].pid, signal.SIGCONT)
