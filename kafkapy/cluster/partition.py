@@ -54,6 +54,9 @@ class Partition:
     remote: dict[int, ReplicaState] = attrs.field(factory=dict)
     # Offset at which the current leader epoch started on this broker (KAFKA-7128).
     leader_epoch_start_offset: int = 0
+    # Leader epoch at which this broker last became leader (epoch bumps of a continuing
+    # leader keep it): a write appended at or after it is still in this broker's log.
+    leader_since_epoch: int = -1
     _changed: trio.Event = attrs.field(factory=trio.Event)
     # Events of multi-partition waiters (a fetch parked on several partitions at once).
     listeners: set[trio.Event] = attrs.field(factory=set)
@@ -74,6 +77,8 @@ class Partition:
         was_leader = self.is_leader
         new_epoch = leader_epoch > self.leader_epoch or not was_leader
         self.leader_id = self.local_broker_id
+        if not was_leader:
+            self.leader_since_epoch = leader_epoch
         self.leader_epoch = leader_epoch
         self.partition_epoch = partition_epoch
         self.controller_epoch = controller_epoch

@@ -187,7 +187,9 @@ class ReplicaManager:
                                  deadline: float) -> ErrorCode:
         epoch = partition.leader_epoch
         while True:
-            if not partition.is_leader or partition.leader_epoch != epoch:
+            # A continuing leader's epoch bump (the controller shrank the ISR) keeps its log:
+            # keep waiting. Leadership lost in between may have truncated the write.
+            if not partition.is_leader or partition.leader_since_epoch > epoch:
                 return ErrorCode.NOT_LEADER_OR_FOLLOWER
             if partition.high_watermark() > last_offset:
                 if len(partition.maximal_isr()) < partition.effective_min_isr():
