@@ -29,7 +29,7 @@ function classify (entry) {
       return
     }
   }
-  if (/Connection (error|closed|timeout)|ECONNREFUSED|ECONNRESET|EPIPE/i.test(text)) {
+  if (/Connection (error|closed|timeout)|Closed connection|ECONNREFUSED|ECONNRESET|EPIPE/i.test(text)) {
     count('CONNECTION')
   } else if (entry.level === logLevel.ERROR) {
     count(`OTHER: ${text.slice(0, 120)}`)
