@@ -1,8 +1,8 @@
 'use strict'
 // kafkajs idempotent acks=-1 producer of keyed, sequenced messages, for the cluster tests.
 // Usage: node kafkajs_sequenced_producer.js BOOTSTRAP TOPIC PARTITIONS KEYS RATE
-// Message i has key k<i % KEYS>, value "k<key>:<per-key sequence>" and partition key % PARTITIONS.
-// Sends batches of 10, one at a time (idempotence needs one request in flight), until stdin
+// Key k goes to partition k % PARTITIONS; values are "k<key>:<per-key sequence>". Sends batches
+// of 10 for one partition at a time (idempotence needs one request in flight), until stdin
 // closes. stdout gets one JSON line per send: {"acked": [[value, partition, offset], ...]} (plus
 // {"unanswered": [[value, partition], ...]}, see below) or {"failed": message, "values": [...]},
 // then {"errors": {KafkaErrorType: count}} at the end:
@@ -55,15 +55,23 @@ async function main () {
   await producer.connect()
   out({ connected: true })
   const seq = new Array(KEYS).fill(0)
+  const keysOf = [...Array(PARTITIONS).keys()].map((p) => [...Array(KEYS).keys()].filter((k) => k % PARTITIONS === p))
+  const cursor = new Array(PARTITIONS).fill(0)
+  let turn = 0
   const started = Date.now()
   let sent = 0
   while (!stopping) {
     const ahead = sent - ((Date.now() - started) / 1000) * RATE
     if (ahead > 0) { await sleep(Math.min(50, (ahead / RATE) * 1000)); continue }
+    // One partition per send(): with several, kafkajs 2.2.4 mishandles a retry after one
+    // broker's request failed (its answers are kept per broker, not per partition): it drops
+    // messages (tulios/kafkajs#1303), re-sends acknowledged ones under a new sequence
+    // (#1798), or reuses a sequence for other messages (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    const p = turn++ % PARTITIONS
     const messages = []
     for (let j = 0; j < BATCH; j++, sent++) {
-      const k = sent % KEYS
-      messages.push({ key: `k${k}`, value: `k${k}:${seq[k]++}`, partition: k % PARTITIONS })
+      const k = keysOf[p][cursor[p]++ % keysOf[p].length]
+      messages.push({ key: `k${k}`, value: `k${k}:${seq[k]++}`, partition: p })
     }
     try {
       const result = await producer.send({ topic, acks: -1, messages })
