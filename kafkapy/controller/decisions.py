@@ -307,12 +307,17 @@ def _controlled_shutdown(p: Planner, ev: E.ControlledShutdown) -> None:
               if len(ctx.replicas(tp)) > 1 and tp in ctx.states and not ctx.is_deleting(tp.topic)]
     led = [tp for tp in act_on if ctx.states[tp].leader == ev.broker_id]
     followed = [tp for tp in act_on if ctx.states[tp].leader != ev.broker_id]
+    isr_before = {tp: list(ctx.states[tp].isr) for tp in followed}
     stuck = p.online_partitions(led, controlled_shutdown_strategy)
     p.offline_replicas([(tp, ev.broker_id) for tp in followed])
     moved = "; ".join(f"{tp} now led by {ctx.states[tp].leader}, ISR {ctx.states[tp].isr}"
                       for tp in led if tp not in stuck)
+    shrunk = "; ".join(f"{tp} ISR {isr_before[tp]} -> {ctx.states[tp].isr}"
+                       for tp in followed if ctx.states[tp].isr != isr_before[tp])
     p.note(f"broker {ev.broker_id} shutting down -> {moved or 'no leadership to move'}"
-           + (f"; still led by it: {describe(stuck)}" if stuck else ""))
+           + (f"; follower dropped from ISR: {shrunk}" if shrunk else "")
+           + (f"; still led by it (no other live ISR member): {describe(stuck)}"
+              if stuck else ""))
 
 
 def _preferred_election(p: Planner, ev: E.PreferredReplicaElection) -> None:
