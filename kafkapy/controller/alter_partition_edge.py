@@ -54,10 +54,16 @@ async def process_alter_partition(ctx: ControllerContext, zk: KafkaZkClient,
         result = written[key]
         tp = TopicPartition(*key)
         if result.ok:
+            before = list(ctx.states[tp].isr) if tp in ctx.states else []
             ctx.states[tp] = attrs.evolve(writes[key], zk_version=result.version)
             outcomes[part_id] = (ErrorCode.NONE, ctx.states[tp])
             planner.batch.add_update_metadata(ctx.live_or_shutting_down_ids, [tp])
-            planner.note(f"AlterPartition from broker {req.broker_id}: {tp} ISR {ctx.states[tp].isr}")
+            after = ctx.states[tp].isr
+            joined = [b for b in after if b not in before]
+            left = [b for b in before if b not in after]
+            planner.note(f"AlterPartition from leader {req.broker_id}: {tp} ISR {before} -> "
+                         f"{after}" + (f" ({joined} caught up)" if joined else "")
+                         + (f" ({left} lagging, out of sync)" if left else ""))
         else:
             fresh = await zk.get_partition_states([key])
             if key in fresh:

@@ -123,6 +123,7 @@ def _broker_failure(p: Planner, brokers: list[int]) -> None:
     ctx = p.ctx
     ctx.shutting_down.difference_update(brokers)
     dead = set(brokers)
+    isr_before = {tp: list(s.isr) for tp, s in ctx.states.items()}
     led = [tp for tp, s in ctx.states.items()
            if s.leader in dead and not ctx.is_deleting(tp.topic)]
     p.offline_partitions(led)
@@ -137,7 +138,14 @@ def _broker_failure(p: Planner, brokers: list[int]) -> None:
     moved = [tp for tp in led if tp not in leaderless]
     detail = "; ".join(f"{tp} now led by {ctx.states[tp].leader}, ISR {ctx.states[tp].isr}"
                        for tp in sorted(moved, key=str))
-    p.note(f"broker(s) {brokers} failed -> " + (detail or "no leadership moved")
+    # partitions it only followed: out of the ISR (the leader stays)
+    shrunk = "; ".join(f"{tp} ISR {isr_before[tp]} -> {ctx.states[tp].isr}"
+                       for tp in sorted({tp for tp, _ in pairs}, key=str)
+                       if tp not in led and tp in isr_before and tp in ctx.states
+                       and ctx.states[tp].isr != isr_before[tp])
+    p.note(f"broker(s) {brokers} failed (registration gone) -> "
+           + (detail or "no leadership moved")
+           + (f"; followers dropped from ISR: {shrunk}" if shrunk else "")
            + (f"; leaderless: {describe(leaderless)}" if leaderless else ""))
 
 
@@ -299,12 +307,17 @@ def _controlled_shutdown(p: Planner, ev: E.ControlledShutdown) -> None:
               if len(ctx.replicas(tp)) > 1 and tp in ctx.states and not ctx.is_deleting(tp.topic)]
     led = [tp for tp in act_on if ctx.states[tp].leader == ev.broker_id]
     followed = [tp for tp in act_on if ctx.states[tp].leader != ev.broker_id]
+    isr_before = {tp: list(ctx.states[tp].isr) for tp in followed}
     stuck = p.online_partitions(led, controlled_shutdown_strategy)
     p.offline_replicas([(tp, ev.broker_id) for tp in followed])
     moved = "; ".join(f"{tp} now led by {ctx.states[tp].leader}, ISR {ctx.states[tp].isr}"
                       for tp in led if tp not in stuck)
+    shrunk = "; ".join(f"{tp} ISR {isr_before[tp]} -> {ctx.states[tp].isr}"
+                       for tp in followed if ctx.states[tp].isr != isr_before[tp])
     p.note(f"broker {ev.broker_id} shutting down -> {moved or 'no leadership to move'}"
-           + (f"; still led by it: {describe(stuck)}" if stuck else ""))
+           + (f"; follower dropped from ISR: {shrunk}" if shrunk else "")
+           + (f"; still led by it (no other live ISR member): {describe(stuck)}"
+              if stuck else ""))
 
 
 def _preferred_election(p: Planner, ev: E.PreferredReplicaElection) -> None:

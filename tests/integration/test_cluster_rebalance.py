@@ -42,6 +42,18 @@ async def produce_acked(broker, topic: str, partition: int, values: list[bytes])
     return resp.base_offset
 
 
+async def wait_until_leading(broker, topic: str, partition: int) -> None:
+    """Wait until `broker` itself says it leads the partition. CreateTopics answers once the
+    controller's own metadata shows the leaders; another broker may not have applied its
+    LeaderAndIsr yet and then refuses a produce with UNKNOWN_TOPIC_OR_PARTITION (a client
+    would retry). The controller sends each broker LeaderAndIsr before UpdateMetadata, so the
+    broker's Metadata naming itself means it has taken the role."""
+    async def leads() -> bool:
+        _, parts = await partition_view(broker, topic)
+        return parts.get(partition, (-1,))[0] == broker.broker_id
+    await wait_for(leads, 30, f"broker {broker.broker_id} to lead {topic}-{partition}")
+
+
 async def read_all(broker, topic: str, partition: int) -> list[bytes]:
     async with connect(broker) as conn:
         out: list[bytes] = []
@@ -62,6 +74,7 @@ async def test_preferred_election_restores_leaders_after_return(broker_cluster) 
         await create_topic(ctl, "pref", THREE_WAY)
         victim = next(i for i in (1, 2, 3) if i != controller)
         mine = next(p for p, r in THREE_WAY.items() if r[0] == victim)
+        await wait_until_leading(brokers[victim], "pref", mine)
         await produce_acked(brokers[victim], "pref", mine, [b"before-%d" % i for i in range(50)])
 
         brokers[victim].kill9()
@@ -72,6 +85,7 @@ async def test_preferred_election_restores_leaders_after_return(broker_cluster) 
         await wait_for(moved, 40, f"pref-{mine} to fail over")
         _, parts = await partition_view(ctl, "pref")
         interim = brokers[parts[mine][0]]
+        await wait_until_leading(interim, "pref", mine)
         await produce_acked(interim, "pref", mine, [b"during-%d" % i for i in range(50)])
 
         brokers[victim].start(timeout=90)
@@ -116,6 +130,7 @@ async def test_reassignment_to_a_new_broker_completes(broker_cluster) -> None:
         controller = await zk.get_controller_id()
         ctl = brokers[controller]
         await create_topic(ctl, "move", {0: [1, 2, 3]})
+        await wait_until_leading(brokers[1], "move", 0)
         sent: list[bytes] = []
         for n in range(20):
             values = [b"m-%d-%d" % (n, i) + b"x" * 200 for i in range(100)]

@@ -163,7 +163,16 @@ def test_acks_all_refused_below_min_isr(broker_cluster, zk_for):
     for b in followers:
         b.kill9()
     wait_for(lambda: zk.state(topic)["isr"] == [leader.broker_id], 30, "ISR = leader only")
-    assert produce_raw(leader, topic, [b"refused"], acks=-1)[0] == ErrorCode.NOT_ENOUGH_REPLICAS
+    # ZooKeeper may show the shrunk ISR before the leader has applied it (LeaderAndIsr or the
+    # AlterPartition answer still on its way); until then a write is appended and times out
+    # waiting for the dead followers (REQUEST_TIMED_OUT, as in Kafka). Once the leader knows,
+    # acks=all is refused up front.
+    codes: list[ErrorCode] = []
+    wait_for(lambda: codes.append(produce_raw(leader, topic, [b"refused"], acks=-1,
+                                              timeout_ms=1000)[0])
+             or codes[-1] == ErrorCode.NOT_ENOUGH_REPLICAS, 30,
+             "acks=all to be refused with NOT_ENOUGH_REPLICAS")
+    assert set(codes) <= {ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.REQUEST_TIMED_OUT}, codes
     # acks=1 is still taken, but stays invisible (HW frozen below min ISR, KAFKA-15583)
     assert produce_raw(leader, topic, [b"acks1"], acks=1)[0] == ErrorCode.NONE
     followers[0].start()
@@ -186,7 +195,9 @@ def test_rapid_leader_changes_keep_acked_messages(broker_cluster, zk_for):
         return all(len(zk.state(topic, p)["isr"]) == 3 for p in range(3))
 
     wait_for(full_isr, 30, "ISR of 3 everywhere")
-    prod = AckingProducer(broker_cluster.bootstrap, topic).start(12000)
+    # Produces until told to stop: a fixed count ran out before the third round on a loaded
+    # machine (12000 at 1500/s is 8 s) and the round then waited for acks that never came.
+    prod = AckingProducer(broker_cluster.bootstrap, topic).start(10**9)
     elections = []
     for round_ in range(3):
         target = prod.acked_count() + 1500
@@ -200,9 +211,12 @@ def test_rapid_leader_changes_keep_acked_messages(broker_cluster, zk_for):
                  f"new leader in round {round_}")
         elections.append(time.monotonic() - t0)
         leader.start()
+    target = prod.acked_count() + 1500
+    wait_for(lambda: prod.acked_count() >= target, 90, "progress after the last change")
+    prod.stop.set()
     prod.finish()
     assert not prod.errors, prod.errors[:5]
-    assert len(prod.acked) == 12000
+    assert len(prod.acked) == prod.sent
     wait_for(lambda: replicas_identical(brokers, topic, 3), 60, "replicas to converge")
     assert_replicas_hold(brokers, topic, prod.acked, 3)
     print("leader changes after a stop took " + ", ".join(f"{e:.2f}s" for e in elections))

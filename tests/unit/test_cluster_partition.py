@@ -200,3 +200,50 @@ def test_leader_reports_divergence_only_for_a_real_mismatch(tmp_path):
     assert check(p, spec(3, -1)) is None          # no epoch given: offsets decide
     p.log.leader_epoch_cache.clear_and_flush()
     assert check(p, spec(3, 2)) is None           # no epochs known: never "diverge at -1"
+
+
+async def _acks_all_waiter(p: Partition, last_offset: int, result: dict) -> None:
+    from kafkapy.cluster.replica_manager import ReplicaManager
+    result["code"] = await ReplicaManager._await_replication(
+        SimpleNamespace(), p, last_offset, trio.current_time() + 30)
+
+
+async def test_acks_all_wait_survives_an_epoch_bump_of_a_continuing_leader(tmp_path):
+    """The controller bumps the leader epoch when it takes a follower out of the ISR (e.g. a
+    follower's controlled shutdown). The leader keeps its log, so a pending acks=all write is
+    still answered by the high watermark, not NOT_LEADER_OR_FOLLOWER (a non-idempotent
+    client would retry a write that does get committed, and store it twice)."""
+    from kafkapy.protocol.errors import ErrorCode
+    from trio.testing import wait_all_tasks_blocked
+    p, _ = leader(tmp_path)
+    append(p, 10)
+    result: dict = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_acks_all_waiter, p, 9, result)
+        await wait_all_tasks_blocked()
+        p.make_leader(leader_epoch=2, partition_epoch=1, controller_epoch=1, isr=[1, 2],
+                      replicas=[1, 2, 3])
+        await wait_all_tasks_blocked()
+        assert result == {}                 # still waiting for the (new) ISR
+        p.update_follower_fetch_state(2, 10)
+    assert result == {"code": ErrorCode.NONE}
+
+
+async def test_acks_all_wait_fails_when_leadership_was_lost_in_between(tmp_path):
+    """Follower and leader again before the waiter ran: the write may have been truncated
+    away meanwhile, so the high watermark says nothing about it."""
+    from kafkapy.protocol.errors import ErrorCode
+    from trio.testing import wait_all_tasks_blocked
+    p, _ = leader(tmp_path)
+    append(p, 10)
+    result: dict = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_acks_all_waiter, p, 9, result)
+        await wait_all_tasks_blocked()
+        p.make_follower(leader_id=2, leader_epoch=2, partition_epoch=1, controller_epoch=1,
+                        isr=[1, 2, 3], replicas=[1, 2, 3])
+        p.make_leader(leader_epoch=3, partition_epoch=2, controller_epoch=1, isr=[1, 2, 3],
+                      replicas=[1, 2, 3])
+        p.update_follower_fetch_state(2, 10)
+        p.update_follower_fetch_state(3, 10)
+    assert result == {"code": ErrorCode.NOT_LEADER_OR_FOLLOWER}

@@ -236,3 +236,20 @@ def test_without_partitions_filters_requests() -> None:
     kept = R.without_partitions(lai, {("t", 0)})
     assert kept is not None and R.request_partitions(kept) == [("t", 1)]
     assert R.without_partitions(lai, {("t", 0), ("t", 1)}) is None
+
+
+def test_decisions_are_logged_with_what_moved_and_why(caplog) -> None:
+    """An operator reads from one line per decision which partitions moved where, and which
+    ISRs lost the broker as a follower."""
+    caplog.set_level("INFO", logger="kafkapy.controller.state_machines")
+    ctx = make_ctx(assignment={0: [2, 3, 1], 1: [1, 2, 3]},
+                   states={0: (2, [2, 3, 1], 7, 10), 1: (1, [1, 2, 3], 4, 2)})
+    on_event(ctx, E.BrokerChange({1: reg(1), 3: reg(3)}))
+    assert ("broker(s) [2] failed (registration gone) -> t-0 now led by 3, ISR [3, 1]; "
+            "followers dropped from ISR: t-1 ISR [1, 2, 3] -> [1, 3]") in caplog.messages
+    caplog.clear()
+    ctx = make_ctx(assignment={0: [2, 3, 1], 1: [1, 2, 3]},
+                   states={0: (2, [2, 3, 1], 7, 10), 1: (1, [1, 2, 3], 4, 2)})
+    on_event(ctx, E.ControlledShutdown(2, -1))
+    assert ("broker 2 shutting down -> t-0 now led by 3, ISR [3, 1]; follower dropped from "
+            "ISR: t-1 ISR [1, 2, 3] -> [1, 3]") in caplog.messages
