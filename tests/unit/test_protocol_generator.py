@@ -1,6 +1,8 @@
 """The generator itself: schema parsing details and committed output being current."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import protocol_oracle as po
 import pytest
 
@@ -14,6 +16,30 @@ def test_committed_modules_match_generator_output() -> None:
     files = gen.generate(gen.DEFAULT_SCHEMAS)
     stale = [n for n, text in files.items() if (gen.DEFAULT_OUT / n).read_text() != text]
     assert not stale, f"run scripts/generate_protocol.py: {stale}"
+
+
+def test_cli_writes_committed_bytes_and_check_flags_stale_and_extra_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command-line entry point (what CI runs): --out writes exactly the committed
+    files, --check passes on them and fails, naming each file, once one is edited or an
+    unknown module appears."""
+    assert gen.main(["--check"]) == 0
+    out = tmp_path / "messages"
+    assert gen.main(["--out", str(out)]) == 0
+    committed = sorted(p.name for p in gen.DEFAULT_OUT.glob("*.py"))
+    assert sorted(p.name for p in out.glob("*.py")) == committed
+    for name in committed:
+        assert (out / name).read_bytes() == (gen.DEFAULT_OUT / name).read_bytes(), name
+    assert gen.main(["--check", "--out", str(out)]) == 0
+    capsys.readouterr()
+    (out / "not_an_api.py").write_text("")
+    assert gen.main(["--check", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"out of date: {out / 'not_an_api.py'}\n"
+    (out / "not_an_api.py").unlink()
+    (out / "fetch.py").write_text((out / "fetch.py").read_text() + "# edited\n")
+    assert gen.main(["--check", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"out of date: {out / 'fetch.py'}\n"
 
 
 def test_no_schema_prose_in_output() -> None:
