@@ -73,7 +73,7 @@ class SocketServer:
     backlog: int = 128
     # API keys whose requests may be handled while earlier ones still wait (see pipeline.py).
     pipelined_api_keys: frozenset[int] = frozenset({PRODUCE_API_KEY})
-    max_pipelined_requests: int = 5
+    max_pipelined_requests: int = 16
     bound_port: int | None = attrs.field(default=None, init=False)
     _connections: set[trio.socket.SocketType] = attrs.field(factory=set, init=False)
     _cancel: trio.CancelScope | None = attrs.field(default=None, init=False)
