@@ -73,6 +73,52 @@ LogConfigProvider = Callable[[str], Awaitable[LogConfig]]
 
 
 @attrs.define(slots=True, eq=False)
+class PendingAppend:
+    """Batches already in the leader logs; `wait()` completes acks=-1 once the high
+    watermark covers each of them (or the leadership moves, or the deadline passes)."""
+
+    results: dict[TopicPartition, PartitionResponse]
+    # (partition, its last appended offset, the leader term it was appended in)
+    waiting: list[tuple[TopicPartition, Partition, int, int]]
+    deadline: float
+
+    @property
+    def needs_wait(self) -> bool:
+        return bool(self.waiting)
+
+    async def wait(self) -> dict[TopicPartition, PartitionResponse]:
+        for tp, partition, last_offset, term in self.waiting:
+            self.results[tp].error = await await_replication(partition, last_offset, term,
+                                                             self.deadline)
+        self.waiting = []
+        return self.results
+
+
+async def await_replication(partition: Partition, last_offset: int, term: int,
+                            deadline: float) -> ErrorCode:
+    """Park until the high watermark passes `last_offset`; woken by the partition's
+    change event (a follower fetch moving the HW), never by polling.
+
+    Like Kafka's DelayedProduce it fails only when this broker stopped leading since the
+    append (`term`, taken at append time: a pipelined wait may start later). A new epoch of
+    the same leader (a new controller, the controller dropping a dead follower from the ISR)
+    keeps the log, so the wait goes on; answering NOT_LEADER there made non-idempotent
+    clients retry records that were already written (duplicates)."""
+    while True:
+        if not partition.is_leader or partition.leader_term != term:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if partition.high_watermark() > last_offset:
+            if len(partition.maximal_isr()) < partition.effective_min_isr():
+                return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            return ErrorCode.NONE
+        event = partition.changed()
+        with trio.move_on_at(deadline):
+            await event.wait()
+        if trio.current_time() >= deadline and partition.high_watermark() <= last_offset:
+            return ErrorCode.REQUEST_TIMED_OUT
+
+
+@attrs.define(slots=True, eq=False)
 class ReplicaManager:
     broker_id: int
     log_manager: LogManager
@@ -157,8 +203,16 @@ class ReplicaManager:
                              timeout_ms: int, internal: bool = False
                              ) -> dict[TopicPartition, PartitionResponse]:
         """Append to local leader logs; with acks=-1 wait until the ISR has every batch."""
+        pending = self.append_to_leader_logs(tp_records, acks, timeout_ms, internal)
+        return await pending.wait()
+
+    def append_to_leader_logs(self, tp_records: dict[TopicPartition, memoryview], acks: int,
+                              timeout_ms: int, internal: bool = False) -> "PendingAppend":
+        """Append now (no await, so appends keep the callers' order); the acks=-1 wait for
+        the ISR is left to `PendingAppend.wait()`, which may run while later requests of
+        the same connection are appended (pipelined Produce)."""
         results: dict[TopicPartition, PartitionResponse] = {}
-        waiting: list[tuple[TopicPartition, Partition, int]] = []
+        waiting: list[tuple[TopicPartition, Partition, int, int]] = []
         for tp, records in tp_records.items():
             resp = PartitionResponse()
             results[tp] = resp
@@ -175,33 +229,10 @@ class ReplicaManager:
             resp.log_append_time = info.log_append_time
             resp.log_start_offset = info.log_start_offset
             if acks == -1:
-                waiting.append((tp, partition, info.last_offset))
-        if waiting:
-            deadline = trio.current_time() + max(timeout_ms, 0) / 1000
-            for tp, partition, last_offset in waiting:
-                results[tp].error = await self._await_replication(partition, last_offset,
-                                                                  deadline)
-        return results
-
-    async def _await_replication(self, partition: Partition, last_offset: int,
-                                 deadline: float) -> ErrorCode:
-        # Like Kafka's DelayedProduce: fail only when this broker stopped leading. A new epoch
-        # of the same leader (a new controller, the controller dropping a dead follower from
-        # the ISR) keeps the log, so the wait goes on; answering NOT_LEADER there made
-        # non-idempotent clients retry records that were already written (duplicates).
-        term = partition.leader_term
-        while True:
-            if not partition.is_leader or partition.leader_term != term:
-                return ErrorCode.NOT_LEADER_OR_FOLLOWER
-            if partition.high_watermark() > last_offset:
-                if len(partition.maximal_isr()) < partition.effective_min_isr():
-                    return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
-                return ErrorCode.NONE
-            event = partition.changed()
-            with trio.move_on_at(deadline):
-                await event.wait()
-            if trio.current_time() >= deadline and partition.high_watermark() <= last_offset:
-                return ErrorCode.REQUEST_TIMED_OUT
+                waiting.append((tp, partition, info.last_offset, partition.leader_term))
+        # The produce timeout runs from the append, however late the wait is awaited.
+        deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+        return PendingAppend(results, waiting, deadline)
 
     # --- fetch ----------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from kafkapy.protocol.messages import REQUESTS, RESPONSES
 
 _HEADER = struct.Struct(">hhi")
 _PRODUCE = 0
+_READ_AHEAD = 65536  # bytes asked for when reading a size prefix or a small frame
 _CONTROLLED_SHUTDOWN = 7
 
 
@@ -112,6 +113,8 @@ class BrokerConnection:
     _send_lock: trio.Lock = attrs.field(factory=trio.Lock)
     _recv_lock: trio.Lock = attrs.field(factory=trio.Lock)
     _rbuf: bytearray = attrs.field(factory=bytearray)
+    _big: bytearray | None = None   # a large frame being received, `_big_have` bytes so far
+    _big_have: int = 0
     _error: BrokerConnectionError | None = None
 
     @classmethod
@@ -240,26 +243,54 @@ class BrokerConnection:
         entry.done.set()
 
     async def _read_frame(self) -> bytearray:
-        buf = self._rbuf
-        while True:
-            if len(buf) >= 4:
-                (size,) = struct.unpack_from(">i", buf, 0)
-                if size < 0:
-                    raise ResponseDecodeError(f"negative response size {size}")
-                if len(buf) >= 4 + size:
-                    frame = buf[4:4 + size]
-                    del buf[:4 + size]
-                    return frame
-                want = 4 + size - len(buf)
-            else:
-                want = 4
-            try:
-                data = await self._stream.receive_some(min(max(want, 65536), 1 << 20))
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
-                raise ConnectionClosedError(f"read from {self.host}:{self.port} failed: {e!r}") from e
-            if not data:
-                raise ConnectionClosedError(f"{self.host}:{self.port} closed the connection")
-            buf += data
+        """One response frame. Small reads fill `_rbuf` (which may then hold the start of
+        the next frame); the rest of a big frame is received straight into a buffer of its
+        own size (`_big`, kept on the object so a cancelled read resumes where it stopped),
+        so a follower's 1 MB fetch response is copied once, by the kernel."""
+        if self._big is None:
+            buf = self._rbuf
+            while len(buf) < 4:
+                buf += await self._receive_some(_READ_AHEAD)
+            (size,) = struct.unpack_from(">i", buf, 0)
+            if size < 0:
+                raise ResponseDecodeError(f"negative response size {size}")
+            if size <= _READ_AHEAD:
+                while len(buf) < 4 + size:
+                    buf += await self._receive_some(_READ_AHEAD)
+            if len(buf) >= 4 + size:
+                frame = buf[4:4 + size]
+                del buf[:4 + size]
+                return frame
+            self._big = bytearray(size)
+            self._big_have = len(buf) - 4
+            self._big[:self._big_have] = memoryview(buf)[4:]
+            buf.clear()
+        frame = self._big
+        with memoryview(frame) as view:
+            while self._big_have < len(frame):
+                self._big_have += await self._receive_into(view[self._big_have:])
+        self._big = None
+        return frame
+
+    async def _receive_some(self, max_bytes: int) -> bytes:
+        try:
+            data = await self._stream.receive_some(max_bytes)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            raise ConnectionClosedError(f"read from {self.host}:{self.port} failed: {e!r}") from e
+        if not data:
+            raise ConnectionClosedError(f"{self.host}:{self.port} closed the connection")
+        return data
+
+    async def _receive_into(self, view: memoryview) -> int:
+        # The raw socket: SocketStream has no receive_into. Only the holder of the receive
+        # lock reads, so nothing competes with this call.
+        try:
+            n = await self._stream.socket.recv_into(view)
+        except OSError as e:
+            raise ConnectionClosedError(f"read from {self.host}:{self.port} failed: {e!r}") from e
+        if n == 0:
+            raise ConnectionClosedError(f"{self.host}:{self.port} closed the connection")
+        return n
 
     def _raise_if_closed(self) -> None:
         if self._error is not None:

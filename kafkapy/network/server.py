@@ -1,10 +1,16 @@
-"""The PLAINTEXT listener: framing, one-request-at-a-time per connection, in-order writes.
+"""The PLAINTEXT listener: framing, requests handled in arrival order, in-order writes.
 
-Kafka mutes a channel while one of its requests is in flight, so per connection we read
-a frame, await the handler, write its response, and only then look at the next frame.
-Frames are received with `recv_into` into one reusable bytearray per connection and
-handed over as a memoryview (no per-frame copy); responses go out as a size prefix plus
-chunks, with small chunks coalesced and `FileRecords` chunks sent with `os.sendfile`.
+Kafka mutes a channel while one of its requests is in flight, so per connection we read a
+frame, await the handler, write its response, and only then look at the next frame. The one
+exception is pipelining (kafkapy.network.pipeline): a handler of a pipelined API (Produce)
+that has done its ordered work may return a `DeferredResponse`; the connection then reads and
+handles the next Produce frames (at most `max_pipelined_requests` deferred at once) while a
+writer task writes the deferred responses oldest first. Any other request waits until every
+earlier response is written, so it still runs alone, as in Kafka.
+
+Frames are received with `recv_into` into one reusable bytearray per connection and handed
+over as a memoryview (no per-frame copy); responses go out as a size prefix plus chunks,
+with small chunks coalesced and `FileRecords` chunks sent with `os.sendfile`.
 """
 from __future__ import annotations
 
@@ -21,10 +27,13 @@ import attrs
 import trio
 
 from kafkapy.network.errors import CloseConnection
+from kafkapy.network.pipeline import DeferredResponse, ResponseQueue
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[memoryview, "ConnectionInfo"], Awaitable["list[Any] | None"]]
+Handler = Callable[[memoryview, "ConnectionInfo"],
+                   Awaitable["list[Any] | DeferredResponse | None"]]
+PRODUCE_API_KEY = 0
 
 _INITIAL_BUFFER = 32 * 1024  # per-connection receive buffer; grows for bigger frames
 _SHRINK_ABOVE = 1024 * 1024  # an emptied buffer bigger than this is swapped for a small one
@@ -62,6 +71,9 @@ class SocketServer:
     max_request_size: int = 104857600
     idle_timeout_ms: int = 600000
     backlog: int = 128
+    # API keys whose requests may be handled while earlier ones still wait (see pipeline.py).
+    pipelined_api_keys: frozenset[int] = frozenset({PRODUCE_API_KEY})
+    max_pipelined_requests: int = 16
     bound_port: int | None = attrs.field(default=None, init=False)
     _connections: set[trio.socket.SocketType] = attrs.field(factory=set, init=False)
     _cancel: trio.CancelScope | None = attrs.field(default=None, init=False)
@@ -176,10 +188,43 @@ class SocketServer:
         raise _PeerGone(f"idle for more than {self.idle_timeout_ms} ms")
 
     async def _serve(self, sock: trio.socket.SocketType, info: ConnectionInfo) -> None:
-        """Read frames and answer them one at a time.
+        """Read and handle requests in one task, write deferred responses in another.
+
+        Either task ending (an error, EOF, an invalid frame) ends the connection; its error
+        is re-raised here, outside the nursery, so the caller sees a plain exception.
+        """
+        queue = ResponseQueue(self.max_pipelined_requests)
+        errors: list[Exception] = []
+
+        async def guarded(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+            try:
+                await fn(*args)
+            except Exception as e:  # noqa: BLE001 - re-raised below
+                errors.append(e)
+            nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(guarded, self._write_deferred, sock, queue)
+            await guarded(self._read_requests, sock, info, queue)
+        if errors:
+            raise errors[0]
+
+    async def _write_deferred(self, sock: trio.socket.SocketType, queue: ResponseQueue) -> None:
+        """Write deferred responses strictly in request order, each once it is complete."""
+        while True:
+            deferred = await queue.wait_nonempty()
+            response = await deferred.wait()
+            if response is not None:
+                await self._write_response(sock, response)
+            queue.pop_oldest()
+
+    async def _read_requests(self, sock: trio.socket.SocketType, info: ConnectionInfo,
+                             queue: ResponseQueue) -> None:
+        """Read frames and hand them to the handler one at a time, in arrival order.
 
         `buf[start:end]` holds received, not yet handled bytes. A frame handed to the handler
-        is a view into `buf`, valid until the handler's response has been written.
+        is a view into `buf`, valid until the handler's response has been written, or until
+        the handler returns when it returns a `DeferredResponse`.
         """
         buf = bytearray(_INITIAL_BUFFER)
         start = end = 0
@@ -214,12 +259,22 @@ class SocketServer:
                     if end > start:
                         log.debug("connection %s: EOF with %d bytes of a partial frame",
                                   info.connection_id, end - start)
+                    # A client that half-closed after its last request still gets the
+                    # answers already owed to it.
+                    await queue.wait_empty()
                     raise
             frame = memoryview(buf)[start + 4:start + need]
             start += need
             try:
+                if size >= 2 and int.from_bytes(frame[:2], "big") in self.pipelined_api_keys:
+                    await queue.wait_for_room()
+                else:
+                    await queue.wait_empty()  # every other API runs alone, as in Kafka
                 response = await self.handler(frame, info)
-                if response is not None:
+                if isinstance(response, DeferredResponse):
+                    queue.push(response)
+                elif response is not None:
+                    await queue.wait_empty()
                     # Written before the next receive, so chunks may be views of `frame`.
                     await self._write_response(sock, response)
             finally:

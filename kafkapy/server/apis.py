@@ -13,6 +13,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from kafkapy.network.errors import CloseConnection
+from kafkapy.network.pipeline import DeferredResponse
 from kafkapy.network.server import ConnectionInfo
 from kafkapy.protocol.api import ADVERTISED, API_SPECS, ApiKey
 from kafkapy.protocol.api_versions import build_api_versions_responses
@@ -84,13 +85,25 @@ class KafkaApis:
                              conn.peer_host, self.server, conn.connection_id)
         started = time.monotonic()
         response = await self.handlers[api_key](ctx, request)
+        if isinstance(response, DeferredResponse):  # Produce acks=all: encoded when complete
+            wait = response.wait
+
+            async def complete() -> list | None:
+                return self._encode(header, spec, conn, started, await wait())
+
+            return DeferredResponse(complete)
+        return self._encode(header, spec, conn, started, response)
+
+    @staticmethod
+    def _encode(header: Any, spec: Any, conn: ConnectionInfo, started: float,
+                response: Any) -> list | None:
         if request_log.isEnabledFor(logging.DEBUG):
-            request_log.debug("%s v%d from %s (%s) in %.1f ms", spec.name, version,
+            request_log.debug("%s v%d from %s (%s) in %.1f ms", spec.name, header.api_version,
                               header.client_id, conn.peer_host,
                               (time.monotonic() - started) * 1000)
         if response is None:
             return None
-        out: list = [encode_response_header(header.correlation_id,
-                                            response_header_flexible(api_key, version))]
-        response.encode(version, out)
+        out: list = [encode_response_header(header.correlation_id, response_header_flexible(
+            header.api_key, header.api_version))]
+        response.encode(header.api_version, out)
         return out

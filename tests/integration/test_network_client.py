@@ -204,3 +204,55 @@ async def test_aclose_fails_waiters() -> None:
                     await trio.sleep(0.001)
             await conn.aclose()
         assert len(got) == 1 and conn.closed
+
+
+async def test_timeout_in_the_middle_of_a_large_response_keeps_the_stream_in_sync() -> None:
+    """Large frames are received straight into their own buffer; a request that times out
+    half way through one must leave the rest to be read and dropped, not desynchronise."""
+    rng = random.Random(7)
+    big_names = [f"t{i:05d}-" + "x" * 40 for i in range(4000)]   # a ~190 KB response
+    halfway = trio.Event()
+    resume = trio.Event()
+
+    async def serve(stream: trio.SocketStream) -> None:
+        buf = bytearray()
+        n = 0
+        while True:
+            while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buf += data
+            size = int.from_bytes(buf[:4], "big")
+            frame = memoryview(bytes(buf[4:4 + size]))
+            del buf[:4 + size]
+            hdr = decode_request_header(frame)
+            req, _ = REQUESTS[3].decode(frame, hdr.body_offset, hdr.api_version)
+            names = big_names if n == 0 else [t.name for t in req.topics]
+            out: list[Any] = [encode_response_header(hdr.correlation_id, True)]
+            MetadataResponse(topics=[MetadataResponse.MetadataResponseTopic(name=t)
+                                     for t in names]).encode(hdr.api_version, out)
+            body = b"".join(bytes(c) for c in out)
+            data = len(body).to_bytes(4, "big") + body
+            if n == 0:   # stall in the middle of the big frame
+                cut = 100_000 + rng.randrange(1000)
+                await stream.send_all(data[:cut])
+                halfway.set()
+                await resume.wait()
+                data = data[cut:]
+            await stream.send_all(data)
+            n += 1
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, serve, 0)
+        port = listeners[0].socket.getsockname()[1]
+        async with await BrokerConnection.connect("127.0.0.1", port, "t") as conn:
+            with pytest.raises(RequestTimedOut):
+                with trio.fail_after(10):
+                    await conn.send(3, 12, metadata("big"), timeout=0.3)
+            assert halfway.is_set()
+            resume.set()
+            resp = await conn.send(3, 12, metadata("after", "big-one-dropped"), timeout=10)
+            assert [t.name for t in resp.topics] == ["after", "big-one-dropped"]
+            assert not conn.closed
+        nursery.cancel_scope.cancel()

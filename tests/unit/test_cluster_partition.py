@@ -202,10 +202,11 @@ def test_leader_reports_divergence_only_for_a_real_mismatch(tmp_path):
     assert check(p, spec(3, 2)) is None           # no epochs known: never "diverge at -1"
 
 
-async def _acks_all_waiter(p: Partition, last_offset: int, result: dict) -> None:
-    from kafkapy.cluster.replica_manager import ReplicaManager
-    result["code"] = await ReplicaManager._await_replication(
-        SimpleNamespace(), p, last_offset, trio.current_time() + 30)
+async def _acks_all_waiter(p: Partition, last_offset: int, result: dict,
+                           term: int | None = None) -> None:
+    from kafkapy.cluster.replica_manager import await_replication
+    result["code"] = await await_replication(
+        p, last_offset, p.leader_term if term is None else term, trio.current_time() + 30)
 
 
 async def test_acks_all_wait_survives_an_epoch_bump_of_a_continuing_leader(tmp_path):
@@ -246,4 +247,22 @@ async def test_acks_all_wait_fails_when_leadership_was_lost_in_between(tmp_path)
                       replicas=[1, 2, 3])
         p.update_follower_fetch_state(2, 10)
         p.update_follower_fetch_state(3, 10)
+    assert result == {"code": ErrorCode.NOT_LEADER_OR_FOLLOWER}
+
+
+async def test_pipelined_acks_all_wait_judges_the_term_of_its_append(tmp_path):
+    """A pipelined produce starts waiting only after earlier responses: a leadership lost and
+    regained between its append and its wait must still fail it (the term is the append's)."""
+    from kafkapy.protocol.errors import ErrorCode
+    p, _ = leader(tmp_path)
+    append(p, 10)
+    term_at_append = p.leader_term
+    p.make_follower(leader_id=2, leader_epoch=2, partition_epoch=1, controller_epoch=1,
+                    isr=[1, 2, 3], replicas=[1, 2, 3])
+    p.make_leader(leader_epoch=3, partition_epoch=2, controller_epoch=1, isr=[1, 2, 3],
+                  replicas=[1, 2, 3])
+    p.update_follower_fetch_state(2, 10)
+    p.update_follower_fetch_state(3, 10)
+    result: dict = {}
+    await _acks_all_waiter(p, 9, result, term=term_at_append)
     assert result == {"code": ErrorCode.NOT_LEADER_OR_FOLLOWER}

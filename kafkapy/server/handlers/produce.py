@@ -4,6 +4,11 @@ The records stay the memoryview the codec sliced out of the request frame: the l
 batch headers and CRCs in C and patches offsets in place, so no record is ever decoded here.
 The exception is Produce v0-2 (kafka-node): its magic 0/1 message sets are up-converted to
 one v2 batch first (kafkapy.protocol.legacy), a cost only legacy producers pay.
+
+With acks=all the appends happen here, in request order, and the wait for the ISR is returned
+as a `DeferredResponse`: the connection may read and append the client's next Produce
+requests while this one waits, and writes the responses in request order
+(kafkapy.network.pipeline). Nothing after the appends touches the request frame.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import trio
 
 from kafkapy.log import TopicPartition
 from kafkapy.network.errors import CloseConnection
+from kafkapy.network.pipeline import DeferredResponse
 from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.errors import ErrorCode, KafkaError
 from kafkapy.protocol.legacy import OFFLOAD_BYTES, upconvert
@@ -21,7 +27,8 @@ TopicResponse = ProduceResponse.TopicProduceResponse
 PartResponse = ProduceResponse.PartitionProduceResponse
 
 
-async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceResponse | None:
+async def handle_produce(ctx: RequestContext, req: ProduceRequest
+                         ) -> ProduceResponse | DeferredResponse | None:
     server = ctx.server
     errors: dict[TopicPartition, tuple[ErrorCode, str | None]] = {}
     to_append: dict[TopicPartition, memoryview] = {}
@@ -55,16 +62,29 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
             else:
                 to_append[tp] = pdata.records
         order.append((topic.name, indexes))
-    results = {}
+    results: dict = {}
     if to_append:
         # Invalid acks never get here: every partition of such a request has an error.
-        results = await server.replica_manager.append_records(to_append, acks, req.timeout_ms)
+        pending = server.replica_manager.append_to_leader_logs(to_append, acks, req.timeout_ms)
+        if pending.needs_wait:  # acks=all: answer once the ISR has the batches
+
+            async def complete() -> ProduceResponse:
+                return _response(order, errors, await pending.wait())
+
+            return DeferredResponse(complete)
+        results = pending.results
     if acks == 0:
         # Kafka closes the connection when an acks=0 produce fails: the client cannot be told.
         failed = [tp for tp, r in results.items() if r.error != ErrorCode.NONE] + list(errors)
         if failed:
             raise CloseConnection(f"acks=0 produce to {failed[0]} failed")
         return None
+    return _response(order, errors, results)
+
+
+def _response(order: list[tuple[str, list[int]]],
+              errors: dict[TopicPartition, tuple[ErrorCode, str | None]],
+              results: dict) -> ProduceResponse:
     responses = []
     for name, indexes in order:
         parts = []
