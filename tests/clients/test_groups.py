@@ -44,9 +44,12 @@ CLIENTS = ["confluent", "kafka-python", "aiokafka", "kafkajs", "rdkafka",
            "confluent-cooperative", "rdkafka-cooperative"]  # librdkafka's cooperative-sticky
 
 
-def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
+def _produce(bootstrap: str, topic: str, start: int, count: int,
+             partitions: int = PARTS) -> None:
+    """acks=all: records start..start+count-1 of each partition, valued "<partition>:<i>"
+    (also used by test_kafka_node_legacy and test_group_coordinator_failover)."""
     p = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    for part in range(PARTS):
+    for part in range(partitions):
         for i in range(start, start + count):
             p.produce(topic, value=f"{part}:{i}".encode(), partition=part)
     assert p.flush(30) == 0
