@@ -44,9 +44,12 @@ CLIENTS = ["confluent", "kafka-python", "aiokafka", "kafkajs", "rdkafka",
            "confluent-cooperative", "rdkafka-cooperative"]  # librdkafka's cooperative-sticky
 
 
-def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
+def _produce(bootstrap: str, topic: str, start: int, count: int,
+             partitions: int = PARTS) -> None:
+    """acks=all: records start..start+count-1 of each partition, valued "<partition>:<i>"
+    (also used by test_kafka_node_legacy and test_group_coordinator_failover)."""
     p = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    for part in range(PARTS):
+    for part in range(partitions):
         for i in range(start, start + count):
             p.produce(topic, value=f"{part}:{i}".encode(), partition=part)
     assert p.flush(30) == 0
@@ -106,6 +109,39 @@ def _stop(p: subprocess.Popen) -> None:
             p.wait(10)
 
 
+def _group_topic(broker, prefix: str) -> tuple[str, str]:
+    """A fresh PARTS-partition topic holding PER_PART records "<partition>:<index>" per
+    partition, and the name of a new group for it: (topic, group)."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=1)])[
+        topic].result(30)
+    _produce(broker.bootstrap, topic, 0, PER_PART)
+    return topic, f"g-{topic}"
+
+
+def _every_record_consumed(outs: list[Path]) -> bool:
+    """Whether the members' outputs together hold every record _group_topic produced."""
+    return {(p, o) for out in outs for p, o, _ in _read(out)} >= {
+        (p, o) for p in range(PARTS) for o in range(PER_PART)}
+
+
+def _records(outs: list[Path]) -> list[tuple[int, int, str]]:
+    """Every record the members consumed; each one must carry the value produced for its
+    partition and offset."""
+    records = [r for out in outs for r in _read(out)]
+    wrong = [r for r in records if r[2] != f"{r[0]}:{r[1]}"]
+    assert not wrong, f"records with another value than produced at their offset: {wrong[:5]}"
+    return records
+
+
+def _kill_all(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+
 def _assigned(path: Path) -> list[str]:
     log = Path(str(path) + ".log")
     return log.read_text().splitlines() if log.exists() else []
@@ -121,12 +157,7 @@ def _latest_parts(path: Path) -> set[int]:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> None:
-    topic = f"grp-{client}-{uuid.uuid4().hex[:6]}"
-    group = f"g-{topic}"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=1)])[
-        topic].result(30)
-    _produce(broker.bootstrap, topic, 0, PER_PART)
+    topic, group = _group_topic(broker, f"grp-{client}")
     outs = [tmp_path / f"m{i}.txt" for i in range(3)]
     procs = [_member(client, broker.bootstrap, topic, group, o, 150) for o in outs]
     try:
@@ -141,13 +172,10 @@ def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> 
                   and {x for o in outs[1:] for x in _assigned(o)[-1].removeprefix(
                       "ASSIGNED").strip().split(",")} == {str(p) for p in range(PARTS)},
                   15, "the survivors to take over every partition", procs)
-        all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
-        _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
-                  90, "every record consumed", procs)
+        _wait_for(lambda: _every_record_consumed(outs), 90, "every record consumed", procs)
         for p in procs[1:]:
             _stop(p)
-        records = [r for out in outs for r in _read(out)]
-        assert all(v == f"{p}:{o}" for p, o, v in records)
+        records = _records(outs)
         dup = [k for k, n in Counter((p, o) for p, o, _ in records).items() if n > 1]
         assert set(dup) <= killed, f"re-delivered records not owned by the killed member: {dup}"
         # the killed member's uncommitted tail is at most one batch per partition
@@ -163,10 +191,7 @@ def test_group_kill_takeover_and_resume(broker, tmp_path: Path, client: str) -> 
         got = [(p, o) for p, o, _ in _read(late)]
         assert sorted(got) == sorted(want), "new member did not resume at the commits"
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
+        _kill_all(procs)
     time.sleep(3.5)  # past the audit's grace period
     out = subprocess.run([sys.executable, "-m", "kafkapy.cli.consumer_groups",
                           "--bootstrap-server", broker.bootstrap, "--describe", "--group",
@@ -186,12 +211,7 @@ LEAVE_LIMIT_S = 15.0
 
 @pytest.mark.parametrize("client", LEAVE_CLIENTS)
 def test_group_graceful_leave(broker, tmp_path: Path, client: str) -> None:
-    topic = f"leave-{client}-{uuid.uuid4().hex[:6]}"
-    group = f"g-{topic}"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=1)])[
-        topic].result(30)
-    _produce(broker.bootstrap, topic, 0, PER_PART)
+    topic, group = _group_topic(broker, f"leave-{client}")
     outs = [tmp_path / f"m{i}.txt" for i in range(3)]
     procs = [_member(client, broker.bootstrap, topic, group, o, 120,
                      session_timeout_ms=LEAVE_SESSION_MS) for o in outs]
@@ -213,35 +233,24 @@ def test_group_graceful_leave(broker, tmp_path: Path, client: str) -> None:
         took = time.monotonic() - sigterm_at
         print(f"{client}: partitions {sorted(left)} taken over {took:.2f} s after SIGTERM")
         assert procs[0].wait(20) == 0, "the leaving member did not exit cleanly"
-        all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
-        _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
-                  90, "every record consumed", procs)
+        _wait_for(lambda: _every_record_consumed(outs), 90, "every record consumed", procs)
         time.sleep(1)  # anything re-delivered would arrive now
         for p in procs[1:]:
             _stop(p)
-        records = [r for out in outs for r in _read(out)]
-        assert all(v == f"{p}:{o}" for p, o, v in records)
+        records = _records(outs)
         assert {(p, o) for p, o, _ in _read(outs[0])}, "the leaving member consumed nothing"
         dup = sorted(k for k, n in Counter((p, o) for p, o, _ in records).items() if n > 1)
         assert not dup, f"records delivered twice after a graceful leave: {dup}"
         assert len(records) == PARTS * PER_PART
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
+        _kill_all(procs)
 
 
 def test_static_member_rejoins_without_rebalance(broker, tmp_path: Path) -> None:
     """librdkafka static membership (KIP-345): a member killed and restarted with its
     group.instance.id inside the session timeout gets its partitions back and the other
     member sees no rebalance; nothing is skipped."""
-    topic = f"grp-static-{uuid.uuid4().hex[:6]}"
-    group = f"g-{topic}"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=PARTS, replication_factor=1)])[
-        topic].result(30)
-    _produce(broker.bootstrap, topic, 0, PER_PART)
+    topic, group = _group_topic(broker, "grp-static")
     outs = [tmp_path / "s0.txt", tmp_path / "s1.txt", tmp_path / "s0b.txt"]
     procs = [_member("confluent", broker.bootstrap, topic, group, outs[i], 200, f"inst-{i}")
              for i in range(2)]
@@ -263,15 +272,10 @@ def test_static_member_rejoins_without_rebalance(broker, tmp_path: Path) -> None
                   procs)
         assert _assigned(outs[2]) == [mine], "the static member did not get its partitions back"
         assert _assigned(outs[1]) == before_other, "the other member went through a rebalance"
-        all_keys = {(p, o) for p in range(PARTS) for o in range(PER_PART)}
-        _wait_for(lambda: {(p, o) for out in outs for p, o, _ in _read(out)} >= all_keys,
-                  60, "every record consumed", procs)
-        records = [r for out in outs for r in _read(out)]
+        _wait_for(lambda: _every_record_consumed(outs), 60, "every record consumed", procs)
+        records = _records(outs)
         dup = [k for k, n in Counter((p, o) for p, o, _ in records).items() if n > 1]
         assert set(dup) <= {(p, o) for p, o, _ in _read(outs[0])}, dup
         assert _assigned(outs[1]) == before_other
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
+        _kill_all(procs)

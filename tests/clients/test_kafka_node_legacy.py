@@ -32,20 +32,14 @@ ck = pytest.importorskip("confluent_kafka")
 kazoo_client = pytest.importorskip("kazoo.client")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+from tests.clients.test_groups import _produce  # noqa: E402
+
 pytestmark = [pytest.mark.clients,
               pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")]
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "node" / "kafka_node_old_consumer.js"
 PARTS, FIRST, MORE, STOP_AFTER = 3, 30, 10, 40
-
-
-def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
-    p = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    for part in range(PARTS):
-        for i in range(start, start + count):
-            p.produce(topic, value=f"{part}:{i}".encode(), partition=part)
-    assert p.flush(30) == 0
 
 
 def _create(bootstrap: str, topic: str) -> None:
@@ -100,7 +94,7 @@ def test_old_consumer_resumes_from_zookeeper_offsets(broker, tmp_path: Path) -> 
     topic = f"kn-old-{uuid.uuid4().hex[:6]}"
     group = f"g-{topic}"
     _create(broker.bootstrap, topic)
-    _produce(broker.bootstrap, topic, 0, FIRST)
+    _produce(broker.bootstrap, topic, 0, FIRST, PARTS)
 
     first = _consume(broker, topic, group, tmp_path / "first.txt", STOP_AFTER, "explicit",
                      max_bytes=200)  # a few messages per partition and fetch: stops mid-topic
@@ -111,7 +105,7 @@ def test_old_consumer_resumes_from_zookeeper_offsets(broker, tmp_path: Path) -> 
         assert sorted(o for q, o, _ in first if q == p) == list(range(end)), p
     assert _znodes(broker, group, topic) == _next_offsets(first)
 
-    _produce(broker.bootstrap, topic, FIRST, MORE)
+    _produce(broker.bootstrap, topic, FIRST, MORE, PARTS)
     total = PARTS * (FIRST + MORE)
     second = _consume(broker, topic, group, tmp_path / "second.txt", total - len(first), "auto")
     assert all(v == f"{p}:{o}" for p, o, v in second), second
@@ -126,7 +120,7 @@ def test_offset_class_commit_v0_is_zookeeper_only(broker, tmp_path: Path) -> Non
     topic = f"kn-offset-{uuid.uuid4().hex[:6]}"
     group = f"g-{topic}"
     _create(broker.bootstrap, topic)
-    _produce(broker.bootstrap, topic, 0, FIRST)
+    _produce(broker.bootstrap, topic, 0, FIRST, PARTS)
     out = _node("--mode", "offset", "--bootstrap", broker.bootstrap, "--topic", topic,
                 "--partitions", str(PARTS), "--group", group, "--set", "0:7,1:0,2:29")
     answer = json.loads(out.stdout.strip().splitlines()[-1])

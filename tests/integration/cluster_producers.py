@@ -54,13 +54,35 @@ class _LogTap(logging.Handler):
             self.lines.append(msg)
 
 
-class SequencedProducer:
-    """confluent-kafka, acks=all, idempotent, retries at their defaults, in a thread until
-    stopped: message i has key k<i % KEYS> and value "k<key>:<per-key sequence>", paced at
-    `rate`/s. Records every delivery report and the broker errors in librdkafka's log."""
+class _AckRecorder:
+    """What both producers share: a reader/writer thread and the acknowledgements it
+    records as (value, partition, offset or None)."""
 
-    def __init__(self, bootstrap: str, topic: str, rate: float = 800.0, pad: int = 0) -> None:
+    acked: list[tuple[bytes, int, int | None]]
+    lock: threading.Lock
+    thread: threading.Thread
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def acked_count(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+
+class SequencedProducer(_AckRecorder):
+    """confluent-kafka, acks=all, idempotent, retries at their defaults, in a thread: message
+    i has key k<i % keys> and value "k<key>:<per-key sequence>", paced at `rate`/s while
+    `paced` is set. Runs until stopped, or with `count` until that many are sent (finish()
+    then lifts the pacing and waits for the rest). `config` overrides librdkafka settings.
+    Records every delivery report and the broker errors in librdkafka's log."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float = 800.0, pad: int = 0, *,
+                 keys: int = KEYS, count: int | None = None,
+                 config: dict[str, object] | None = None) -> None:
         self.topic, self.rate, self.pad = topic, rate, b"." * pad
+        self.keys, self.count = keys, count
         self.tap = _LogTap()
         self.logger = logging.getLogger(f"rdkafka.{topic}.{id(self)}")
         self.logger.propagate = False
@@ -69,8 +91,8 @@ class SequencedProducer:
         self.producer = Producer({
             "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
             "linger.ms": 5, "topic.metadata.refresh.interval.ms": 1000,
-            "partitioner": "murmur2_random", "debug": "msg", "error_cb": self._error},
-            logger=self.logger)
+            "partitioner": "murmur2_random", "debug": "msg", "error_cb": self._error,
+            **(config or {})}, logger=self.logger)
         self.acked: list[tuple[bytes, int, int | None]] = []  # (value, partition, offset)
         self.failed: list[str] = []
         self.client_errors: list[str] = []
@@ -78,6 +100,8 @@ class SequencedProducer:
         self.crashed: BaseException | None = None
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.paced = threading.Event()  # cleared: as fast as the cluster takes them
+        self.paced.set()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _error(self, err) -> None:
@@ -101,11 +125,11 @@ class SequencedProducer:
     def _produce(self) -> None:
         seq: dict[int, int] = defaultdict(int)
         started = time.monotonic()
-        while not self.stop.is_set():
-            if self.sent > (time.monotonic() - started) * self.rate:
+        while not self.stop.is_set() and (self.count is None or self.sent < self.count):
+            if self.paced.is_set() and self.sent > (time.monotonic() - started) * self.rate:
                 self.producer.poll(0.01)  # pacing, so the events happen mid-stream
                 continue
-            k = self.sent % KEYS
+            k = self.sent % self.keys
             try:
                 self.producer.produce(self.topic, key=b"k%d" % k,
                                       value=b"k%d:%d" % (k, seq[k]) + self.pad,
@@ -118,16 +142,12 @@ class SequencedProducer:
             self.producer.poll(0)
         self.producer.flush(240)
 
-    def start(self) -> "SequencedProducer":
-        self.thread.start()
-        return self
-
-    def acked_count(self) -> int:
-        with self.lock:
-            return len(self.acked)
-
     def finish(self) -> None:
-        self.stop.set()
+        """Stop (or, with `count`, send the rest unpaced), flush and join the thread."""
+        if self.count is None:
+            self.stop.set()
+        else:
+            self.paced.clear()
         self.thread.join(300)
         assert not self.thread.is_alive(), "producer did not finish flushing"
         assert self.crashed is None, f"producer thread failed: {self.crashed!r}"
@@ -141,7 +161,7 @@ class SequencedProducer:
         return seen
 
 
-class KafkajsSequencedProducer:
+class KafkajsSequencedProducer(_AckRecorder):
     """The same workload from kafkajs (idempotent, acks -1, its default retries), run by
     kafkajs_sequenced_producer.js until its stdin closes; same interface as
     SequencedProducer. Keys go to partition key % partitions."""
@@ -194,14 +214,6 @@ class KafkajsSequencedProducer:
                 else:
                     self.other.append(line.rstrip())
 
-    def start(self) -> "KafkajsSequencedProducer":
-        self.thread.start()
-        return self
-
-    def acked_count(self) -> int:
-        with self.lock:
-            return len(self.acked)
-
     def finish(self) -> None:
         self.stop.set()
         if self.proc.stdin and not self.proc.stdin.closed:
@@ -225,10 +237,12 @@ class KafkajsSequencedProducer:
             self.proc.wait(10)
 
 
-def consume_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes, int, int]]:
+def consume_all(bootstrap: str, topic: str, partitions: int,
+                config: dict[str, object] | None = None) -> list[tuple[bytes, int, int]]:
     """Every record of every partition up to its high watermark: (value, partition, offset)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         **(config or {})})
     try:
         ends = {p: consumer.get_watermark_offsets(CKTopicPartition(topic, p), timeout=30)[1]
                 for p in range(partitions)}
@@ -249,10 +263,12 @@ def consume_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes
 
 
 def assert_exactly_once_in_order(acked: list[tuple[bytes, int, int | None]],
-                                 stored: list[tuple[bytes, int, int]]) -> None:
-    """Every acked value stored once, at its acked (partition, offset) — or, when librdkafka
-    acked it without an offset, once in its partition; nothing stored twice and nothing
-    else stored; per key the sequence numbers strictly increase in offset order."""
+                                 stored: list[tuple[bytes, int, int]]) -> int:
+    """The project's promise, checked the same way by every cluster test: every acked value
+    stored once, at its acked (partition, offset) — or, when librdkafka acked it without an
+    offset (a retried batch acknowledged implicitly by a later sequence of the same partition),
+    once in its partition; nothing stored twice and nothing else stored; per key the sequence
+    numbers strictly increase in offset order. Returns how many were acked without an offset."""
     where: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
     for value, p, off in stored:
         where[value].append((p, off))
@@ -269,9 +285,11 @@ def assert_exactly_once_in_order(acked: list[tuple[bytes, int, int | None]],
         key, seq = value.split(b".", 1)[0].split(b":")
         assert int(seq) > last.get(key, -1), f"{key!r} out of order at {p}/{off}"
         last[key] = int(seq)
+    return sum(1 for _, _, off in acked if off is None)
 
 
 def assert_only_retriable(prod) -> Counter:
+    """No failed delivery, and every broker error the producer met is a retriable one."""
     assert prod.failed == [], f"{len(prod.failed)} failed deliveries, e.g. {prod.failed[:5]}"
     errors = prod.broker_errors()
     allowed = set(RETRIABLE.values()) | {"CONNECTION"}  # kafkajs: broker connection closed

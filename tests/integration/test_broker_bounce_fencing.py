@@ -17,9 +17,9 @@ import trio
 
 from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.messages.create_partitions import CreatePartitionsRequest
-from tests.integration.kafka_wire import connect, metadata
-from tests.integration.test_cluster_failover import (
+from tests.integration.cluster_support import (  # noqa: F401 - broker_cluster is a fixture
     THREE_WAY,
+    broker_cluster,
     broker_epoch,
     create_topic,
     partition_view,
@@ -27,15 +27,11 @@ from tests.integration.test_cluster_failover import (
     wait_for,
     zk_session,
 )
+from tests.integration.kafka_wire import connect, metadata
 
 pytestmark = pytest.mark.integration
 
 FULL = [0, 1, 2, 3]  # the topic's partitions once grown by one
-
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    return ensemble_cluster
 
 
 async def test_bounced_broker_never_lists_a_topic_partially(broker_cluster) -> None:

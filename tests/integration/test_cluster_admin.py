@@ -25,21 +25,17 @@ from kafkapy.protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest,
 )
 from tests.broker_fixture import BrokerCluster
-from tests.integration.kafka_wire import connect, metadata
-from tests.integration.test_cluster_failover import (
+from tests.integration.cluster_support import (  # noqa: F401 - broker_cluster is a fixture
+    broker_cluster,
     create_topic,
     partition_view,
     start_brokers,
     wait_for,
     zk_session,
 )
+from tests.integration.kafka_wire import connect, metadata
 
 pytestmark = pytest.mark.integration
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
-    return ensemble_cluster
 
 
 PREFERRED, UNCLEAN = 0, 1

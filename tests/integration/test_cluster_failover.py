@@ -5,140 +5,32 @@ broker agrees on.
 
 Only leadership is checked here (RF=3 topics whose ISR is full from creation), so these
 tests do not depend on follower replication. Measured times are printed (`pytest -s`).
-The helpers at the top are shared by the other test_cluster_* modules.
+The helpers live in cluster_support.py, shared with the other multi-broker tests.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import time
-from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 import pytest
 import trio
 
-from kafkapy.network.client import BrokerConnection
-from kafkapy.protocol.api import ApiKey
-from kafkapy.protocol.errors import ErrorCode
-from kafkapy.protocol.messages.create_topics import CreateTopicsRequest
-from kafkapy.protocol.messages.list_partition_reassignments import (
-    ListPartitionReassignmentsRequest,
+from tests.integration.cluster_support import (  # noqa: F401 - broker_cluster is a fixture
+    THREE_WAY,
+    broker_cluster,
+    broker_epoch,
+    create_topic,
+    partition_view,
+    single_agreed_controller,
+    start_brokers,
+    wait_for,
+    zk_session,
 )
-from kafkapy.zk.client import KafkaZkClient
-from tests.broker_fixture import BrokerCluster, BrokerProcess
-from tests.integration.kafka_wire import batch, connect, metadata, produce
+from tests.integration.kafka_wire import batch, connect, produce
 
 pytestmark = pytest.mark.integration
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
-    return ensemble_cluster
-
-
-#: Lean timings for a 2-core machine; auto rebalance off so leadership moves only when a test
-#: makes it move.
-CLUSTER_OVERRIDES = {
-    "zookeeper.session.timeout.ms": "6000",
-    "replica.lag.time.max.ms": "3000",
-    "controlled.shutdown.retry.backoff.ms": "500",
-    "auto.leader.rebalance.enable": "false",
-}
-
-
-# --- helpers shared by the test_cluster_* modules ---------------------------------------------
-
-def start_brokers(cluster: BrokerCluster, ids: Iterable[int],
-                  overrides: dict[str, str] | None = None) -> dict[int, BrokerProcess]:
-    """Start the brokers together (their JVM-free start-ups overlap), then wait for each."""
-    merged = {**CLUSTER_OVERRIDES, **(overrides or {})}
-    brokers = {i: cluster.start(broker_id=i, overrides=merged, wait=False) for i in ids}
-    for b in brokers.values():
-        b.wait_ready(90)
-    return brokers
-
-
-@contextlib.asynccontextmanager
-async def zk_session(cluster: BrokerCluster) -> AsyncIterator[KafkaZkClient]:
-    zk = KafkaZkClient(cluster.zk_connect, 10000, 20000)
-    await zk.start()
-    try:
-        yield zk
-    finally:
-        await zk.close()
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Poll an async condition; returns the seconds it took, fails the test on timeout."""
-    started = time.monotonic()
-    with trio.move_on_after(timeout):
-        while True:
-            with contextlib.suppress(OSError, ConnectionError):  # a broker going away mid-probe
-                if await predicate():
-                    return time.monotonic() - started
-            await trio.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-async def create_topic(broker: BrokerProcess, name: str, assignment: dict[int, list[int]]) -> None:
-    """CreateTopics with an explicit assignment; `broker` must be the controller."""
-    req = CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
-        name=name, num_partitions=-1, replication_factor=-1,
-        assignments=[CreateTopicsRequest.CreatableReplicaAssignment(partition_index=p,
-                                                                   broker_ids=r)
-                     for p, r in assignment.items()], configs=[])], timeout_ms=30000)
-    async with connect(broker) as conn:
-        resp = await conn.send(ApiKey.CREATE_TOPICS, 7, req)
-    assert resp.topics[0].error_code == 0, resp.topics[0].error_message
-
-
-async def partition_view(broker: BrokerProcess, topic: str
-                         ) -> tuple[int, dict[int, tuple[int, list[int], list[int]]]]:
-    """(controller id, partition -> (leader, replicas, isr)) as `broker`'s Metadata says."""
-    async with connect(broker) as conn:
-        md = await metadata(conn, [topic])
-    t = md.topics[0]
-    parts = {p.partition_index: (p.leader_id, list(p.replica_nodes), list(p.isr_nodes))
-             for p in t.partitions} if t.error_code == 0 else {}
-    return md.controller_id, parts
-
-
-async def controller_id_seen_by(broker: BrokerProcess) -> int:
-    async with connect(broker) as conn:
-        return (await metadata(conn, [])).controller_id
-
-
-async def answers_as_controller(broker: BrokerProcess) -> bool:
-    """Whether the broker's controller module is active: controller-only requests
-    (ListPartitionReassignments) get NOT_CONTROLLER everywhere else."""
-    async with connect(broker) as conn:
-        resp = await conn.send(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0,
-                               ListPartitionReassignmentsRequest(timeout_ms=10000, topics=None))
-    return resp.error_code != ErrorCode.NOT_CONTROLLER
-
-
-async def broker_epoch(zk: KafkaZkClient, broker_id: int) -> int | None:
-    """czxid of /brokers/ids/<id>: the broker epoch (KIP-380); None when not registered."""
-    stat = await zk.exists(f"/brokers/ids/{broker_id}")
-    return None if stat is None else stat.czxid
-
-
-async def single_agreed_controller(zk: KafkaZkClient, brokers: Iterable[BrokerProcess]) -> int:
-    """The /controller id if it is set, every given broker's Metadata names it and exactly that
-    broker acts as controller; -1 otherwise."""
-    cid = await zk.get_controller_id()
-    if cid < 0:
-        return -1
-    for b in brokers:
-        if await controller_id_seen_by(b) != cid:
-            return -1
-    active = [b.broker_id for b in brokers if await answers_as_controller(b)]
-    return cid if active == [cid] else -1
-
-
-THREE_WAY = {0: [1, 2, 3], 1: [2, 3, 1], 2: [3, 1, 2]}  # each broker prefers one partition
 
 
 # --- tests -------------------------------------------------------------------------------------

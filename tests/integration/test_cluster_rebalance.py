@@ -12,26 +12,20 @@ import trio
 from kafka import TopicPartition as KTP
 
 from kafkapy.protocol.errors import ErrorCode
-from tests.integration.kafka_wire import batch, connect, fetch, produce, records_of
-from tests.integration.test_cluster_admin import PREFERRED, admin_for, elect
-from tests.integration.test_cluster_failover import (
+from tests.integration.cluster_support import (  # noqa: F401 - broker_cluster is a fixture
+    REPLICATION_OVERRIDES,
     THREE_WAY,
+    broker_cluster,
     create_topic,
     partition_view,
     start_brokers,
     wait_for,
     zk_session,
 )
+from tests.integration.test_cluster_admin import PREFERRED, admin_for, elect
+from tests.integration.kafka_wire import batch, connect, fetch, produce, records_of
 
 pytestmark = pytest.mark.integration
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
-    return ensemble_cluster
-
-
-REPLICATION = {"replica.fetch.wait.max.ms": "200", "replica.fetch.backoff.ms": "200"}
 
 
 async def produce_acked(broker, topic: str, partition: int, values: list[bytes]) -> int:
@@ -67,7 +61,7 @@ async def read_all(broker, topic: str, partition: int) -> list[bytes]:
 
 
 async def test_preferred_election_restores_leaders_after_return(broker_cluster) -> None:
-    brokers = start_brokers(broker_cluster, (1, 2, 3), REPLICATION)
+    brokers = start_brokers(broker_cluster, (1, 2, 3), REPLICATION_OVERRIDES)
     async with zk_session(broker_cluster) as zk:
         controller = await zk.get_controller_id()
         ctl = brokers[controller]
@@ -124,8 +118,8 @@ async def test_preferred_election_restores_leaders_after_return(broker_cluster) 
 
 
 async def test_reassignment_to_a_new_broker_completes(broker_cluster) -> None:
-    brokers = start_brokers(broker_cluster, (1, 2, 3), REPLICATION)
-    brokers[4] = start_brokers(broker_cluster, (4,), REPLICATION)[4]
+    brokers = start_brokers(broker_cluster, (1, 2, 3), REPLICATION_OVERRIDES)
+    brokers[4] = start_brokers(broker_cluster, (4,), REPLICATION_OVERRIDES)[4]
     async with zk_session(broker_cluster) as zk:
         controller = await zk.get_controller_id()
         ctl = brokers[controller]

@@ -13,19 +13,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import threading
 import time
-from typing import Callable
 
 import pytest
 import trio
 from kafka import TopicPartition as KTP
-from kazoo.client import KazooClient
 
-from kafkapy.protocol.api import ApiKey
-from kafkapy.protocol.messages.create_topics import CreateTopicsRequest
-from tests.broker_fixture import BrokerCluster, BrokerProcess, metadata_v1
+from tests.broker_fixture import BrokerProcess
 from tests.integration.cluster_producers import (
     KafkajsSequencedProducer,
     SequencedProducer,
@@ -33,89 +28,41 @@ from tests.integration.cluster_producers import (
     assert_only_retriable,
     consume_all,
 )
+from tests.integration.cluster_support import (  # noqa: F401 - broker_cluster is a fixture
+    REPLICATION_OVERRIDES,
+    THREE_WAY,
+    ZkProbe,
+    broker_cluster,
+    create_topic,
+    leaders_seen_by,
+    start_brokers,
+    wait_until,
+)
 from tests.integration.kafka_wire import batch, connect, fetch, produce, records_of
 from tests.integration.test_cluster_admin import admin_for
-from tests.integration.test_cluster_failover import CLUSTER_OVERRIDES, THREE_WAY
 from tests.integration.test_replication import log_batches, log_records, replicas_identical
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
-    return ensemble_cluster
-
-
-OVERRIDES = {
-    **CLUSTER_OVERRIDES,
-    "replica.fetch.wait.max.ms": "200",
-    "replica.fetch.backoff.ms": "200",
-}
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll a condition (bounded); returns the seconds it took."""
-    started = time.monotonic()
-    while True:
-        try:
-            if predicate():
-                return time.monotonic() - started
-        except (OSError, ConnectionError):
-            pass  # a broker going away mid-probe
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)  # poll interval of a condition wait
-
-
-class ZkProbe:
-    """Reads the controller, partition states and broker epochs from the test's chroot."""
-
-    def __init__(self, zk_connect: str) -> None:
-        self.zk = KazooClient(hosts=zk_connect, timeout=10)
-        self.zk.start(timeout=15)
-
-    def close(self) -> None:
-        self.zk.stop()
-        self.zk.close()
-
-    def controller(self) -> int:
-        try:
-            return json.loads(self.zk.get("/controller")[0])["brokerid"]
-        except Exception:  # noqa: BLE001 - no controller at this instant
-            return -1
-
-    def state(self, topic: str, p: int) -> dict:
-        return json.loads(self.zk.get(f"/brokers/topics/{topic}/partitions/{p}/state")[0])
-
-    def broker_epoch(self, broker_id: int) -> int | None:
-        stat = self.zk.exists(f"/brokers/ids/{broker_id}")
-        return None if stat is None else stat.czxid
-
-
-def create_topic(cluster: BrokerCluster, controller: int, name: str,
-                 assignment: dict[int, list[int]], configs: dict[str, str]) -> None:
-    req = CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
-        name=name, num_partitions=-1, replication_factor=-1,
-        assignments=[CreateTopicsRequest.CreatableReplicaAssignment(partition_index=p,
-                                                                   broker_ids=r)
-                     for p, r in assignment.items()],
-        configs=[CreateTopicsRequest.CreatableTopicConfig(name=k, value=v)
-                 for k, v in configs.items()])], timeout_ms=30000)
-
-    async def go():
-        async with connect(cluster.brokers[controller]) as conn:
-            return await conn.send(ApiKey.CREATE_TOPICS, 7, req)
-    resp = trio.run(go)
-    assert resp.topics[0].error_code == 0, resp.topics[0].error_message
-
-
-def leaders_seen_by(b: BrokerProcess, topic: str) -> tuple[int, dict[int, int]]:
-    """(controller id, partition -> leader) from `b`'s Metadata."""
-    with socket.create_connection((b.host, b.port), timeout=5) as sock:
-        sock.settimeout(5)
-        md = metadata_v1(sock, [topic])
-    return md.controller_id, md.topics.get(topic, {})
+def three_brokers_and_topic(cluster, topic: str) -> tuple[dict[int, BrokerProcess], ZkProbe,
+                                                           int, int, list[int]]:
+    """Brokers 1-3, a THREE_WAY topic with min ISR 2 created through the controller and with
+    full ISRs: (brokers, ZooKeeper probe, controller, a non-controller leader, what it leads).
+    The caller closes the probe."""
+    brokers = start_brokers(cluster, (1, 2, 3), REPLICATION_OVERRIDES)
+    zk = ZkProbe(cluster.zk_connect)
+    try:
+        controller = zk.controller()
+        trio.run(create_topic, brokers[controller], topic, THREE_WAY, {"min.insync.replicas": "2"})
+        wait_until(lambda: zk.fully_replicated(topic, THREE_WAY), 30, "full ISRs")
+        victim = next(i for i in (1, 2, 3) if i != controller)
+        led = [p for p in THREE_WAY if zk.state(topic, p)["leader"] == victim]
+        assert led, f"broker {victim} leads nothing"
+    except BaseException:
+        zk.close()
+        raise
+    return brokers, zk, controller, victim, led
 
 
 class StaleLeaderProbe:
@@ -171,26 +118,23 @@ def read_from(broker: BrokerProcess, topic: str, partition: int) -> list[tuple[b
 
 def test_reassignment_while_producing(broker_cluster) -> None:
     """[1,2,3] -> [2,3,4] of a partition under a continuous idempotent acks=all producer."""
-    brokers = {i: broker_cluster.start(broker_id=i, overrides=OVERRIDES, wait=False)
-               for i in (1, 2, 3)}
-    for b in brokers.values():
-        b.wait_ready(90)
+    brokers = start_brokers(broker_cluster, (1, 2, 3), REPLICATION_OVERRIDES)
     # Started last, so it is not the controller (it gets paused below). It copies in small
     # fetches, so catching up spans many produce requests.
-    brokers[4] = broker_cluster.start(broker_id=4, overrides={
-        **OVERRIDES, "replica.fetch.max.bytes": "16384"}, timeout=90)
+    brokers[4] = start_brokers(broker_cluster, (4,), {
+        **REPLICATION_OVERRIDES, "replica.fetch.max.bytes": "16384"})[4]
     zk = ZkProbe(broker_cluster.zk_connect)
     prod = None
     try:
         controller = zk.controller()
         assert controller in (1, 2, 3)
         topic = "move-live"
-        create_topic(broker_cluster, controller, topic, {0: [1, 2, 3]},
-                     {"min.insync.replicas": "2"})
-        wait_for(lambda: len(zk.state(topic, 0)["isr"]) == 3, 30, "the ISR of 3")
+        trio.run(create_topic, brokers[controller], topic, {0: [1, 2, 3]},
+                 {"min.insync.replicas": "2"})
+        wait_until(lambda: len(zk.state(topic, 0)["isr"]) == 3, 30, "the ISR of 3")
         bootstrap = ",".join(brokers[i].bootstrap for i in (1, 2, 3))
         prod = SequencedProducer(bootstrap, topic, rate=800, pad=300).start()
-        wait_for(lambda: prod.acked_count() >= 6000, 120, "6000 acks before the move")
+        wait_until(lambda: prod.acked_count() >= 6000, 120, "6000 acks before the move")
 
         admin = admin_for(broker_cluster, controller)
         try:
@@ -202,8 +146,8 @@ def test_reassignment_while_producing(broker_cluster) -> None:
             # the move really happens under production (no session expiry: 6 s timeout).
             os.kill(brokers[4].pid, signal.SIGSTOP)
             try:
-                wait_for(lambda: prod.acked_count() >= before + 2000, 60,
-                         "2000 acks while the new replica is held back")
+                wait_until(lambda: prod.acked_count() >= before + 2000, 60,
+                           "2000 acks while the new replica is held back")
                 ongoing = admin.list_partition_reassignments()
             finally:
                 os.kill(brokers[4].pid, signal.SIGCONT)
@@ -215,7 +159,7 @@ def test_reassignment_while_producing(broker_cluster) -> None:
                 s = zk.state(topic, 0)
                 return (not admin.list_partition_reassignments()
                         and sorted(s["isr"]) == [2, 3, 4])
-            caught_up = wait_for(done, 120, "the reassignment to complete")
+            caught_up = wait_until(done, 120, "the reassignment to complete")
             took = time.monotonic() - started
             during = prod.acked_count() - before
         finally:
@@ -227,8 +171,8 @@ def test_reassignment_while_producing(broker_cluster) -> None:
         state = zk.state(topic, 0)
         assert state["leader"] in (2, 3)
         after = prod.acked_count()
-        wait_for(lambda: prod.acked_count() >= after + 2000, 120,
-                 "2000 more acks on the new replica set")
+        wait_until(lambda: prod.acked_count() >= after + 2000, 120,
+                   "2000 more acks on the new replica set")
         prod.finish()
         print(f"\nreassignment [1,2,3] -> [2,3,4] completed in {took:.2f}s while producing "
               f"(broker 4 held back, then in the ISR {caught_up:.2f}s after SIGCONT); "
@@ -239,12 +183,12 @@ def test_reassignment_while_producing(broker_cluster) -> None:
         assert len(prod.acked) == prod.sent
         assert during >= 2000, "too little was acked while the reassignment ran"
 
-        wait_for(lambda: not (brokers[1].log_dir / f"{topic}-0").exists(), 30,
-                 "broker 1 to delete its replica")
+        wait_until(lambda: not (brokers[1].log_dir / f"{topic}-0").exists(), 30,
+                   "broker 1 to delete its replica")
         # Every new replica holds the same batches, byte for byte, as the leader...
         movers = [brokers[i] for i in (2, 3, 4)]
-        wait_for(lambda: all(log_batches(b, topic) == log_batches(movers[0], topic)
-                             for b in movers[1:]), 60, "the replicas to converge")
+        wait_until(lambda: all(log_batches(b, topic) == log_batches(movers[0], topic)
+                               for b in movers[1:]), 60, "the replicas to converge")
         for b in movers:
             on_disk = {v: off for off, (_, v) in log_records(b, topic).items()}
             missing = [(v, off) for v, _, off in prod.acked
@@ -257,10 +201,10 @@ def test_reassignment_while_producing(broker_cluster) -> None:
         # leadership within the ISR, to 4 last).
         brokers[2].stop()
         brokers[3].stop()
-        wait_for(lambda: leaders_seen_by(brokers[4], topic)[1].get(0) == 4, 40,
-                 "broker 4 to lead the partition")
-        wait_for(lambda: len(read_from(brokers[4], topic, 0)) == len(prod.acked), 30,
-                 "broker 4's high watermark to cover its log")
+        wait_until(lambda: leaders_seen_by(brokers[4], topic)[1].get(0) == 4, 40,
+                   "broker 4 to lead the partition")
+        wait_until(lambda: len(read_from(brokers[4], topic, 0)) == len(prod.acked), 30,
+                   "broker 4's high watermark to cover its log")
         assert_exactly_once_in_order(prod.acked, read_from(brokers[4], topic, 0))
         print(f"broker 4 as leader serves all {len(prod.acked)} acked messages; errors "
               f"{dict(errors)}")
@@ -272,34 +216,22 @@ def test_reassignment_while_producing(broker_cluster) -> None:
 
 def test_leader_session_expiry_while_producing(broker_cluster) -> None:
     """A partition leader (not the controller) paused past its ZooKeeper session timeout."""
-    brokers = {i: broker_cluster.start(broker_id=i, overrides=OVERRIDES, wait=False)
-               for i in (1, 2, 3)}
-    for b in brokers.values():
-        b.wait_ready(90)
-    zk = ZkProbe(broker_cluster.zk_connect)
+    topic = "expiry"
+    brokers, zk, controller, victim, led = three_brokers_and_topic(broker_cluster, topic)
     prod = None
-    victim = None
     try:
-        controller = zk.controller()
-        topic = "expiry"
-        create_topic(broker_cluster, controller, topic, THREE_WAY, {"min.insync.replicas": "2"})
-        wait_for(lambda: all(len(zk.state(topic, p)["isr"]) == 3 for p in THREE_WAY), 30,
-                 "full ISRs")
-        victim = next(i for i in (1, 2, 3) if i != controller)
-        led = [p for p in THREE_WAY if zk.state(topic, p)["leader"] == victim]
-        assert led, f"broker {victim} leads nothing"
         old_states = {p: zk.state(topic, p) for p in THREE_WAY}
         old_epoch = zk.broker_epoch(victim)
         prod = SequencedProducer(broker_cluster.bootstrap, topic, rate=800).start()
-        wait_for(lambda: prod.acked_count() >= 3000, 120, "3000 acks before the pause")
+        wait_until(lambda: prod.acked_count() >= 3000, 120, "3000 acks before the pause")
 
         paused = brokers[victim]
         os.kill(paused.pid, signal.SIGSTOP)
         try:
             t0 = time.monotonic()
-            expired = wait_for(lambda: zk.broker_epoch(victim) is None, 40,
-                               f"broker {victim}'s session to expire")
-            moved = wait_for(lambda: all(
+            expired = wait_until(lambda: zk.broker_epoch(victim) is None, 40,
+                                 f"broker {victim}'s session to expire")
+            moved = wait_until(lambda: all(
                 zk.state(topic, p)["leader"] not in (-1, victim)
                 and victim not in zk.state(topic, p)["isr"] for p in THREE_WAY), 30,
                 "leadership and ISR to leave the paused broker") + expired
@@ -310,15 +242,15 @@ def test_leader_session_expiry_while_producing(broker_cluster) -> None:
                 views = [leaders_seen_by(b, topic) for b in survivors]
                 return all(v == views[0] for v in views) and all(
                     views[0][1].get(p) not in (None, -1, victim) for p in THREE_WAY)
-            wait_for(survivors_agree, 20, "the survivors' Metadata to show the new leaders")
+            wait_until(survivors_agree, 20, "the survivors' Metadata to show the new leaders")
             agreed = time.monotonic() - t0
             acked = prod.acked_count()
-            wait_for(lambda: prod.acked_count() >= acked + 1000, 60,
-                     "1000 acks while the old leader is paused")
+            wait_until(lambda: prod.acked_count() >= acked + 1000, 60,
+                       "1000 acks while the old leader is paused")
             # A write queued in the paused broker's socket, handled the moment it resumes,
             # while it still believes it leads: it must not be acknowledged and then lost.
             probe = StaleLeaderProbe(paused, topic, led[0]).start()
-            wait_for(probe.connected.is_set, 10, "the probe to connect to the paused broker")
+            wait_until(probe.connected.is_set, 10, "the probe to connect to the paused broker")
         finally:
             os.kill(paused.pid, signal.SIGCONT)
         resumed = time.monotonic()
@@ -334,11 +266,12 @@ def test_leader_session_expiry_while_producing(broker_cluster) -> None:
 
         probe.thread.join(60)
         assert probe.error_code is not None, f"stale-leader probe failed: {probe.failure!r}"
-        wait_for(lambda: (zk.broker_epoch(victim) or 0) > old_epoch, 40,
-                 f"broker {victim} to re-register")
+        wait_until(lambda: (zk.broker_epoch(victim) or 0) > old_epoch, 40,
+                   f"broker {victim} to re-register")
         reregistered = time.monotonic() - resumed
-        rejoined = wait_for(lambda: all(victim in zk.state(topic, p)["isr"] for p in THREE_WAY),
-                            90, f"broker {victim} to rejoin every ISR") + reregistered
+        rejoined = wait_until(
+            lambda: all(victim in zk.state(topic, p)["isr"] for p in THREE_WAY), 90,
+            f"broker {victim} to rejoin every ISR") + reregistered
 
         def one_view() -> bool:
             views = [leaders_seen_by(b, topic) for b in brokers.values()]
@@ -346,7 +279,7 @@ def test_leader_session_expiry_while_producing(broker_cluster) -> None:
             return (cid not in (-1,) and all(v == (cid, views[0][1]) for v in views)
                     and len(views[0][1]) == 3 and all(
                         views[0][1][p] == zk.state(topic, p)["leader"] for p in THREE_WAY))
-        wait_for(one_view, 30, "every broker to agree on the controller and every leader")
+        wait_until(one_view, 30, "every broker to agree on the controller and every leader")
         cid, leaders = leaders_seen_by(paused, topic)
         assert all(leaders[p] != victim for p in led), "the resumed broker took leadership back"
         print(f"resumed broker {victim}: re-registered with a new broker epoch after "
@@ -354,7 +287,7 @@ def test_leader_session_expiry_while_producing(broker_cluster) -> None:
               f"leaders {leaders}; the acks=all write queued while it was paused was answered "
               f"with error {probe.error_code} after {probe.took:.2f}s")
 
-        wait_for(lambda: prod.acked_count() >= acked + 2000, 60, "acks after the resume")
+        wait_until(lambda: prod.acked_count() >= acked + 2000, 60, "acks after the resume")
         prod.finish()
         errors = assert_only_retriable(prod)
         assert len(prod.acked) == prod.sent
@@ -368,15 +301,15 @@ def test_leader_session_expiry_while_producing(broker_cluster) -> None:
         # The resumed broker truncated whatever it appended as a stale leader: its segments
         # now hold the same batches, byte for byte, as the other replicas.
         replicas = list(brokers.values())
-        converged = wait_for(lambda: replicas_identical(replicas, topic, 3), 60,
-                             "every replica's segments to converge")
+        converged = wait_until(lambda: replicas_identical(replicas, topic, 3), 60,
+                               "every replica's segments to converge")
         if probe.error_code != 0:
             assert all(v != probe.VALUE for _, v in log_records(paused, topic, led[0]).values())
         print(f"{len(prod.acked)} acked messages read back exactly once in per-key order; "
               f"replicas identical on disk after {converged:.2f}s; broker errors seen by the "
               f"producer: {dict(errors)}")
     finally:
-        if victim is not None and brokers[victim].running():
+        if brokers[victim].running():
             os.kill(brokers[victim].pid, signal.SIGCONT)
         if prod is not None:
             prod.stop.set()
@@ -386,26 +319,15 @@ def test_leader_session_expiry_while_producing(broker_cluster) -> None:
 @pytest.mark.parametrize("client", ["confluent-kafka", "kafkajs"])
 def test_controlled_shutdown_under_producer(broker_cluster, client: str) -> None:
     """SIGTERM of a leader while producing: no failed delivery, only retriable errors."""
-    brokers = {i: broker_cluster.start(broker_id=i, overrides=OVERRIDES, wait=False)
-               for i in (1, 2, 3)}
-    for b in brokers.values():
-        b.wait_ready(90)
-    zk = ZkProbe(broker_cluster.zk_connect)
+    topic = "graceful-live"
+    brokers, zk, controller, victim, led = three_brokers_and_topic(broker_cluster, topic)
     prod = None
     try:
-        controller = zk.controller()
-        topic = "graceful-live"
-        create_topic(broker_cluster, controller, topic, THREE_WAY, {"min.insync.replicas": "2"})
-        wait_for(lambda: all(len(zk.state(topic, p)["isr"]) == 3 for p in THREE_WAY), 30,
-                 "full ISRs")
-        victim = next(i for i in (1, 2, 3) if i != controller)
-        led = [p for p in THREE_WAY if zk.state(topic, p)["leader"] == victim]
-        assert led
         if client == "kafkajs":
             prod = KafkajsSequencedProducer(broker_cluster.bootstrap, topic, 3, rate=500).start()
         else:
             prod = SequencedProducer(broker_cluster.bootstrap, topic, rate=1000).start()
-        wait_for(lambda: prod.acked_count() >= 3000, 120, "3000 acks before the shutdown")
+        wait_until(lambda: prod.acked_count() >= 3000, 120, "3000 acks before the shutdown")
 
         registrations = zk.zk.exists("/brokers/ids")
         proc = brokers[victim].proc
@@ -420,7 +342,7 @@ def test_controlled_shutdown_under_producer(broker_cluster, client: str) -> None
             moved_zxid = max(stat.mzxid for _, stat in nodes)
             return all(json.loads(d)["leader"] != victim and victim not in json.loads(d)["isr"]
                        for d, _ in nodes)
-        moved = wait_for(moved_off, 30, f"leadership to leave broker {victim}")
+        moved = wait_until(moved_off, 30, f"leadership to leave broker {victim}")
         proc.wait(30)
         exited = time.monotonic() - t0
         assert proc.returncode == 0, brokers[victim].output_tail()
@@ -429,7 +351,7 @@ def test_controlled_shutdown_under_producer(broker_cluster, client: str) -> None
         assert moved_zxid < deregistered.pzxid, "leadership moved only after the broker left"
 
         acked = prod.acked_count()
-        wait_for(lambda: prod.acked_count() >= acked + 2000, 60, "acks after the shutdown")
+        wait_until(lambda: prod.acked_count() >= acked + 2000, 60, "acks after the shutdown")
         prod.finish()
         print(f"\ncontrolled shutdown of leader {victim} (of {topic}-{led}) under a {client} "
               f"producer: leadership moved after {moved:.2f}s, exited after {exited:.2f}s; "

@@ -22,7 +22,7 @@ import pytest
 
 from tests.clients.test_groups import (PARTS, PER_PART, _member, _produce, _read, _stop,
                                        _wait_for)
-from tests.integration.test_cluster_failover import start_brokers
+from tests.integration.cluster_support import start_brokers
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from tests.integration.cluster_support import broker_cluster  # noqa: F401 - fixture
 from tests.integration.test_log_compaction import Acks, check_pass, produce, read_partition, roll
 from tests.integration.test_replication import (
     create_topic,
@@ -19,12 +20,6 @@ from tests.integration.test_replication import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
-    return ensemble_cluster
 
 
 def _compacted_below_active(broker, topic: str) -> bool:

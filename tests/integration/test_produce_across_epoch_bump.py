@@ -14,23 +14,19 @@ import pytest
 
 from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.messages.produce import ProduceRequest
-from tests.integration.kafka_wire import batch, connect, fetch, records_of
-from tests.integration.test_cluster_failover import (
+from tests.integration.cluster_support import (  # noqa: F401 - broker_cluster is a fixture
+    broker_cluster,
     create_topic,
     partition_view,
     start_brokers,
     wait_for,
     zk_session,
 )
+from tests.integration.kafka_wire import batch, connect, fetch, records_of
 
 pytestmark = pytest.mark.integration
 
 COUNT = 50
-
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    return ensemble_cluster
 
 
 async def test_acks_all_produce_survives_an_epoch_bump_of_its_leader(broker_cluster) -> None:

@@ -23,13 +23,9 @@ from kazoo.client import KazooClient
 
 from kafkapy import native
 from kafkapy.protocol.records import decode_batch
+from tests.integration.cluster_support import broker_cluster  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
-    return ensemble_cluster
 
 
 FAST = {

@@ -16,6 +16,7 @@ from kafkapy.protocol.api import ApiKey
 from kafkapy.protocol.errors import ErrorCode
 from kafkapy.protocol.messages.produce import ProduceRequest
 from kafkapy.protocol.records import Record, build_batch
+from tests.integration.cluster_support import broker_cluster  # noqa: F401 - fixture
 from tests.integration.test_replication import (
     AckingProducer,
     assert_replicas_hold,
@@ -29,12 +30,6 @@ from tests.integration.test_replication import (
 )
 
 pytestmark = pytest.mark.integration
-
-@pytest.fixture
-def broker_cluster(ensemble_cluster):
-    """Multi-broker tests run against a real 3-node ZooKeeper ensemble."""
-    return ensemble_cluster
-
 
 
 def produce_raw(broker, topic: str, values: list[bytes], acks: int,

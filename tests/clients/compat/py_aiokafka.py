@@ -14,28 +14,17 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import OffsetAndMetadata
 
 import compat_common as cc
+import py_records as pr
 
 LARGE = 4 * 1024 * 1024
 TOPIC_ALREADY_EXISTS = 36
-
-
-def _field(d: dict, *names):
-    for n in names:
-        if n in d:
-            return d[n]
-    raise KeyError(names)
 
 
 async def _describe(admin: AIOKafkaAdminClient, topic: str) -> dict | None:
     if topic not in await admin.list_topics():
         return None
     (t,) = await admin.describe_topics([topic])
-    if _field(t, "error_code") != 0:
-        return None
-    return {str(_field(p, "partition_index", "partition")): {
-        "leader": _field(p, "leader_id", "leader"),
-        "replicas": list(_field(p, "replica_nodes", "replicas")),
-        "isr": list(_field(p, "isr_nodes", "isr"))} for p in _field(t, "partitions")}
+    return pr.partitions_of(t)
 
 
 def _check_errors(resp, what: str) -> None:
@@ -55,9 +44,7 @@ async def _admin(a) -> None:
             "create_topics")
         while True:
             parts = await _describe(client, a.topic)
-            if (parts and len(parts) == cc.PARTITIONS
-                    and all(len(p["replicas"]) == cc.REPLICATION_FACTOR and p["leader"] >= 0
-                            for p in parts.values())):
+            if pr.topic_ready(parts):
                 break
             cc.time_left(a)
             await asyncio.sleep(0.2)
@@ -110,11 +97,7 @@ async def _produce(a) -> None:
                                cc.time_left(a))
     finally:
         await producer.stop()
-    if errors:
-        cc.fail(f"{len(errors)} delivery errors, first: {errors[:5]}")
-    if acked[0] != a.count:
-        cc.fail(f"{acked[0]} acknowledgements for {a.count} messages")
-    cc.log(f"produced {acked[0]}")
+    pr.check_produced(a, errors, acked[0])
 
 
 def _consumer(a, **extra) -> AIOKafkaConsumer:
@@ -138,12 +121,9 @@ async def _consume(a) -> None:
         with open(a.out, "w", encoding="utf-8") as out:
             while any(pos[p] < ends[p] for p in ends):
                 cc.time_left(a)
-                for recs in (await c.getmany(timeout_ms=500, max_records=2000)).values():
-                    for r in recs:
-                        if r.offset < ends[r.partition]:
-                            out.write(cc.record_line(a, r.partition, r.offset, r.key, r.value,
-                                                     r.headers, r.timestamp))
-                            pos[r.partition] = r.offset + 1
+                pr.write_below_ends(
+                    a, out, (await c.getmany(timeout_ms=500, max_records=2000)).values(),
+                    ends, pos)
     finally:
         await c.stop()
     cc.log(f"consumed to {ends}")
@@ -161,16 +141,9 @@ async def _group(a) -> None:
         with open(a.out, "w", encoding="utf-8", buffering=1) as out:
             while (got < a.max) if a.max is not None else any(pos[p] < ends[p] for p in ends):
                 cc.time_left(a)
-                done: dict = {}
-                for tp, recs in (await c.getmany(timeout_ms=500, max_records=20)).items():
-                    for r in recs:
-                        if a.max is not None and got >= a.max:
-                            break
-                        out.write(cc.record_line(a, r.partition, r.offset, r.key, r.value,
-                                                 r.headers, r.timestamp))
-                        got += 1
-                        pos[r.partition] = r.offset + 1
-                        done[tp] = OffsetAndMetadata(r.offset + 1, "")
+                got, done = pr.write_group_batch(
+                    a, out, await c.getmany(timeout_ms=500, max_records=20), pos, got,
+                    lambda nxt: OffsetAndMetadata(nxt, ""))
                 if done:
                     await c.commit(done)
     finally:

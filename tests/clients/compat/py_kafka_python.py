@@ -14,28 +14,16 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 from kafka.structs import OffsetAndMetadata
 
 import compat_common as cc
+import py_records as pr
 
 LARGE = 4 * 1024 * 1024
-
-
-def _field(d: dict, *names):
-    """The metadata dicts' field names changed between kafka-python releases."""
-    for n in names:
-        if n in d:
-            return d[n]
-    raise KeyError(names)
 
 
 def _describe(admin: KafkaAdminClient, topic: str) -> dict | None:
     if topic not in admin.list_topics():
         return None
     (t,) = admin.describe_topics([topic])
-    if _field(t, "error_code") != 0:
-        return None
-    return {str(_field(p, "partition_index", "partition")): {
-        "leader": _field(p, "leader_id", "leader"),
-        "replicas": list(_field(p, "replica_nodes", "replicas")),
-        "isr": list(_field(p, "isr_nodes", "isr"))} for p in _field(t, "partitions")}
+    return pr.partitions_of(t)
 
 
 def admin(a) -> None:
@@ -46,9 +34,7 @@ def admin(a) -> None:
                              timeout_ms=30000)
         while True:
             parts = _describe(client, a.topic)
-            if (parts and len(parts) == cc.PARTITIONS
-                    and all(len(p["replicas"]) == cc.REPLICATION_FACTOR and p["leader"] >= 0
-                            for p in parts.values())):
+            if pr.topic_ready(parts):
                 break
             cc.time_left(a)
             time.sleep(0.2)
@@ -99,11 +85,7 @@ def produce(a) -> None:
         fut.add_errback(bad, seq=m.seq)
     producer.flush(timeout=cc.time_left(a))
     producer.close(timeout=cc.time_left(a))
-    if errors:
-        cc.fail(f"{len(errors)} delivery errors, first: {errors[:5]}")
-    if acked[0] != a.count:
-        cc.fail(f"{acked[0]} acknowledgements for {a.count} messages")
-    cc.log(f"produced {acked[0]}")
+    pr.check_produced(a, errors, acked[0])
 
 
 def _consumer(a, **extra) -> KafkaConsumer:
@@ -125,12 +107,8 @@ def consume(a) -> None:
     with open(a.out, "w", encoding="utf-8") as out:
         while any(pos[p] < ends[p] for p in ends):
             cc.time_left(a)
-            for recs in c.poll(timeout_ms=500, max_records=2000).values():
-                for r in recs:
-                    if r.offset < ends[r.partition]:
-                        out.write(cc.record_line(a, r.partition, r.offset, r.key, r.value,
-                                                 r.headers, r.timestamp))
-                        pos[r.partition] = r.offset + 1
+            pr.write_below_ends(a, out, c.poll(timeout_ms=500, max_records=2000).values(),
+                                ends, pos)
     c.close()
     cc.log(f"consumed to {ends}")
 
@@ -145,16 +123,8 @@ def group(a) -> None:
     with open(a.out, "w", encoding="utf-8", buffering=1) as out:
         while (got < a.max) if a.max is not None else any(pos[p] < ends[p] for p in ends):
             cc.time_left(a)
-            done: dict = {}
-            for tp, recs in c.poll(timeout_ms=500).items():
-                for r in recs:
-                    if a.max is not None and got >= a.max:
-                        break
-                    out.write(cc.record_line(a, r.partition, r.offset, r.key, r.value,
-                                             r.headers, r.timestamp))
-                    got += 1
-                    pos[r.partition] = r.offset + 1
-                    done[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
+            got, done = pr.write_group_batch(a, out, c.poll(timeout_ms=500), pos, got,
+                                             lambda nxt: OffsetAndMetadata(nxt, "", -1))
             if done:
                 c.commit(done)
     c.close()
