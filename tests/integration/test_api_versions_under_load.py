@@ -99,6 +99,9 @@ def test_api_versions_v0_answered_within_500ms_under_produce_load(broker_cluster
           f"p50 {latencies[len(latencies) // 2] * 1000:.1f} ms; producer delivered {delivered}; "
           f"broker CPU {busy:.0%} of one core")
     assert delivered > 10_000, f"only {delivered} messages: the broker was not under load"
-    assert busy > 0.5, f"broker used only {busy:.0%} of a core: not under load"
+    # The broker must have been busy, or the test proves nothing; 30 % of a core rather than
+    # more, because on a 2-core CI machine other work may take the rest while delivered
+    # (above) shows produce requests kept coming for the whole window.
+    assert busy > 0.3, f"broker used only {busy:.0%} of a core: not under load"
     assert len(latencies) >= 20
     assert latencies[-1] < LIMIT_S, f"slowest ApiVersions answer {latencies[-1] * 1000:.0f} ms"
