@@ -49,22 +49,19 @@ def make_topic(admin: AdminClient, rf: int) -> str:
     return topic
 
 
-def throughput(bootstrap: str, topic: str, acks: str, count: int, size: int) -> tuple[float, float]:
-    """Flat-out produce; returns (MB/s, msg/s)."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
-                  "batch.size": 1_000_000, "compression.type": "none",
-                  "queue.buffering.max.kbytes": 1_048_576})
-    value = os.urandom(size)
+def _flat_out(p: Producer, topic: str, count: int, size: int) -> float:
+    """Warm up every leader, then produce `count` keyed values of `size` bytes as fast as the
+    client takes them; returns the seconds until the last delivery report."""
     failures: list[str] = []
 
     def on_delivery(err, _msg) -> None:
         if err is not None:
             failures.append(str(err))
 
-    p.produce(topic, value=b"warm-up", on_delivery=on_delivery)  # metadata + connections
-    for part in range(PARTITIONS):
+    for part in range(PARTITIONS):  # metadata + a connection to every leader
         p.produce(topic, value=b"warm-up", partition=part, on_delivery=on_delivery)
     p.flush(30)
+    value = os.urandom(size)
     t0 = time.perf_counter()
     for i in range(count):
         while True:
@@ -79,6 +76,15 @@ def throughput(bootstrap: str, topic: str, acks: str, count: int, size: int) -> 
     if failures or remaining:
         raise RuntimeError(f"{topic}: {len(failures)} failed, {remaining} undelivered: "
                            f"{failures[:3]}")
+    return elapsed
+
+
+def throughput(bootstrap: str, topic: str, acks: str, count: int, size: int) -> tuple[float, float]:
+    """Flat-out produce; returns (MB/s, msg/s)."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
+                  "batch.size": 1_000_000, "compression.type": "none",
+                  "queue.buffering.max.kbytes": 1_048_576})
+    elapsed = _flat_out(p, topic, count, size)
     return size * count / MB / elapsed, count / elapsed
 
 
@@ -124,31 +130,7 @@ def request_ceiling(bootstrap: str, topic: str, acks: str, count: int, size: int
     """Single-message requests flat out; returns msg/s (= produce requests/s: each broker
     leads one partition, so every request carries exactly one message)."""
     p = Producer({"bootstrap.servers": bootstrap, "acks": acks, **SINGLE})
-    failures: list[str] = []
-
-    def on_delivery(err, _msg) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    for part in range(PARTITIONS):
-        p.produce(topic, value=b"warm-up", partition=part, on_delivery=on_delivery)
-    p.flush(30)
-    value = os.urandom(size)
-    t0 = time.perf_counter()
-    for i in range(count):
-        while True:
-            try:
-                p.produce(topic, key=str(i).encode(), value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                p.poll(0.01)
-        p.poll(0)
-    remaining = p.flush(300)
-    elapsed = time.perf_counter() - t0
-    if failures or remaining:
-        raise RuntimeError(f"{topic}: {len(failures)} failed, {remaining} undelivered: "
-                           f"{failures[:3]}")
-    return count / elapsed
+    return count / _flat_out(p, topic, count, size)
 
 
 def print_table(title: str, head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
